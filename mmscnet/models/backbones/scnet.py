@@ -1,0 +1,456 @@
+"""Self-Calibrated Convolutions (SCNet, Liu et al., CVPR 2020) as an OpenMMLab backbone.
+
+The whole idea lives in this file. A bottleneck's input X is projected by two
+1x1 convs into X1 and X2. X1 goes through a plain 3x3 conv K1; X2 goes through
+the self-calibration (``SCConv``)::
+
+    T  = Pool_r(X2)                       r = pooling_r, average pooling by default
+    X' = Up(K2(T))                        Up: nearest resize back to X2's size (as released)
+    Y' = K3(X2) * sigmoid(X2 + X')
+    Y2 = K4(Y')                           K4 carries the block's stride
+
+Y1 = K1(X1) and Y2 are concatenated, projected by a 1x1 conv (x4 expansion)
+and added to the shortcut, as in ResNet.
+
+Module and parameter names follow the authors' release
+(``layer1.0.conv1_a``, ``layer1.0.k1.0``, ``layer1.0.scconv.k2.1`` ...), so
+their ImageNet checkpoints load through ``init_cfg=dict(type='Pretrained')``
+with no conversion.
+"""
+import warnings
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmcv.cnn import build_conv_layer, build_norm_layer
+from mmengine.model import BaseModule, constant_init
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmscnet.registry import MODELS
+
+POOLING_TYPES = ('avg', 'max')
+UPSAMPLE_MODES = ('nearest', 'bilinear')
+
+
+def _choice(name, value, accepted):
+    if value not in accepted:
+        raise ValueError(f'{name} must be one of {accepted}, got {value!r}')
+
+
+class CalibrationPool(nn.Module):
+    """Pool_r of the paper: a non-overlapping r x r window (kernel = stride = r).
+
+    A feature map smaller than r along a side is pooled over that whole side
+    (the window shrinks to the map), so tiny maps -- the deep stages of a
+    detector on a small image -- give a 1-pixel summary instead of crashing.
+    Wherever the map is at least r x r this is exactly the released
+    ``nn.AvgPool2d(r, r)`` (or ``nn.MaxPool2d(r, r)``).
+    """
+
+    def __init__(self, pooling_r, pooling_type='avg'):
+        super().__init__()
+        self.pooling_r = pooling_r
+        self.pooling_type = pooling_type
+
+    def forward(self, x):
+        window = (min(self.pooling_r, x.shape[-2]), min(self.pooling_r, x.shape[-1]))
+        if self.pooling_type == 'avg':
+            return F.avg_pool2d(x, window, window)
+        return F.max_pool2d(x, window, window)
+
+    def extra_repr(self):
+        return f'pooling_r={self.pooling_r}, pooling_type={self.pooling_type!r}'
+
+
+class SCConv(nn.Module):
+    """The self-calibration branch: X2 -> Y2 (K2, K3, K4 of the paper).
+
+    Args:
+        planes (int): Channels of X2 (in and out).
+        stride (int): Stride of K4, the block's stride. Default: 1.
+        dilation (int): Dilation (and padding) of K2, K3 and K4. Default: 1.
+        groups (int): Groups of K2, K3 and K4 (SCNeXt). Default: 1.
+        pooling_r (int): r, the down-sampling rate of the calibration path.
+            Default: 4. See :class:`CalibrationPool` for maps smaller than r.
+        pooling_type (str): 'avg' (paper) or 'max' (its ablation).
+        with_identity (bool): Keep X2 inside the sigmoid. False gives the
+            ablation ``Y' = K3(X2) * sigmoid(X')``. Default: True.
+        upsample_mode (str): How Up resizes: 'nearest' (the released code's
+            ``F.interpolate`` default) or 'bilinear' (the paper's text).
+    """
+
+    def __init__(self,
+                 planes,
+                 stride=1,
+                 dilation=1,
+                 groups=1,
+                 pooling_r=4,
+                 pooling_type='avg',
+                 with_identity=True,
+                 upsample_mode='nearest',
+                 conv_cfg=None,
+                 norm_cfg=dict(type='BN')):
+        super().__init__()
+        if not isinstance(pooling_r, int) or isinstance(pooling_r, bool) or pooling_r < 1:
+            raise ValueError(f'pooling_r must be an integer >= 1, got {pooling_r!r}')
+        _choice('pooling_type', pooling_type, POOLING_TYPES)
+        _choice('upsample_mode', upsample_mode, UPSAMPLE_MODES)
+        self.with_identity = with_identity
+        self.upsample_mode = upsample_mode
+
+        def conv3x3(conv_stride=1):
+            return build_conv_layer(conv_cfg, planes, planes, 3, stride=conv_stride,
+                                    padding=dilation, dilation=dilation, groups=groups,
+                                    bias=False)
+
+        self.k2 = nn.Sequential(CalibrationPool(pooling_r, pooling_type), conv3x3(),
+                                build_norm_layer(norm_cfg, planes)[1])
+        self.k3 = nn.Sequential(conv3x3(), build_norm_layer(norm_cfg, planes)[1])
+        self.k4 = nn.Sequential(conv3x3(stride), build_norm_layer(norm_cfg, planes)[1],
+                                nn.ReLU(inplace=True))
+
+    def forward(self, x2):
+        size = x2.shape[-2:]
+        if self.upsample_mode == 'nearest':
+            x_prime = F.interpolate(self.k2(x2), size)
+        else:
+            x_prime = F.interpolate(self.k2(x2), size, mode='bilinear', align_corners=False)
+        gate = torch.sigmoid(x2 + x_prime if self.with_identity else x_prime)
+        y_prime = self.k3(x2) * gate
+        return self.k4(y_prime)
+
+
+class SCBottleneck(nn.Module):
+    """SCNet bottleneck: two half-width branches, K1 and the self-calibration.
+
+    Args:
+        inplanes (int): Input channels.
+        planes (int): Stage width; the block outputs ``planes * 4`` channels.
+        stride (int): Carried by K1 and K4 (after calibration, at full
+            resolution), or by the avd pooling when ``avd`` is on.
+        dilation (int): Dilation of the 3x3 convs.
+        groups (int): Cardinality (SCNeXt). Default: 1.
+        base_width (int): Width of each branch per group at ``planes=64``:
+            branch width = ``int(planes * base_width / 64) * groups``.
+            Default 32, i.e. each branch is half of ResNet's 3x3 width.
+        avd (bool): Stride by ``AvgPool2d(3, stride, 1)`` after both branches
+            instead of by K1/K4 (v1d). Only acts where stride > 1.
+        downsample (nn.Module, optional): Shortcut projection.
+        with_cp (bool): Gradient checkpointing of this block.
+        **sc_kwargs: Passed to :class:`SCConv` (pooling_r, pooling_type,
+            with_identity, upsample_mode).
+    """
+
+    expansion = 4
+
+    def __init__(self,
+                 inplanes,
+                 planes,
+                 stride=1,
+                 dilation=1,
+                 groups=1,
+                 base_width=32,
+                 avd=False,
+                 downsample=None,
+                 with_cp=False,
+                 conv_cfg=None,
+                 norm_cfg=dict(type='BN'),
+                 **sc_kwargs):
+        super().__init__()
+        width = int(planes * base_width / 64) * groups
+        self.with_cp = with_cp
+        self.avd = avd and stride > 1
+        conv_stride = 1 if self.avd else stride
+
+        self.conv1_a = build_conv_layer(conv_cfg, inplanes, width, 1, bias=False)
+        self.bn1_a = build_norm_layer(norm_cfg, width)[1]
+        self.conv1_b = build_conv_layer(conv_cfg, inplanes, width, 1, bias=False)
+        self.bn1_b = build_norm_layer(norm_cfg, width)[1]
+        self.k1 = nn.Sequential(
+            build_conv_layer(conv_cfg, width, width, 3, stride=conv_stride, padding=dilation,
+                             dilation=dilation, groups=groups, bias=False),
+            build_norm_layer(norm_cfg, width)[1],
+            nn.ReLU(inplace=True))
+        self.scconv = SCConv(width, conv_stride, dilation, groups, conv_cfg=conv_cfg,
+                             norm_cfg=norm_cfg, **sc_kwargs)
+        if self.avd:
+            self.avd_layer = nn.AvgPool2d(3, stride, padding=1)
+        self.conv3 = build_conv_layer(conv_cfg, width * 2, planes * self.expansion, 1, bias=False)
+        self.bn3 = build_norm_layer(norm_cfg, planes * self.expansion)[1]
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def _inner_forward(self, x):
+        y1 = self.k1(self.relu(self.bn1_a(self.conv1_a(x))))
+        y2 = self.scconv(self.relu(self.bn1_b(self.conv1_b(x))))
+        if self.avd:
+            y1, y2 = self.avd_layer(y1), self.avd_layer(y2)
+        out = self.bn3(self.conv3(torch.cat([y1, y2], dim=1)))
+        identity = x if self.downsample is None else self.downsample(x)
+        return out + identity
+
+    def forward(self, x):
+        if self.with_cp and x.requires_grad:
+            out = cp.checkpoint(self._inner_forward, x, use_reentrant=False)
+        else:
+            out = self._inner_forward(x)
+        return self.relu(out)
+
+
+@MODELS.register_module()
+class SCNet(BaseModule):
+    """SCNet backbone, a drop-in for mmdet's ``ResNet``.
+
+    Returns the feature maps of the stages in ``out_indices``: by default all
+    four, with 256/512/1024/2048 channels at strides 4/8/16/32.
+
+    Args:
+        depth (int): 50, 101 or 152.
+        in_channels (int): Input image channels. Default: 3.
+        stem_channels (int, optional): Stem output channels. Default:
+            ``base_channels``.
+        base_channels (int): Width of the first stage (its output is x4).
+        num_stages (int): 1 to 4.
+        strides (Sequence[int]): Stride of the first block of each stage.
+        dilations (Sequence[int]): Dilation of each stage. Dilated mode as
+            mmseg's ResNetV1c: ``strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4)``
+            (output stride 8) or ``(1, 2, 2, 1), (1, 1, 1, 2)`` (16).
+        out_indices (Sequence[int]): Stages whose outputs are returned.
+        style (str): Only 'pytorch': SCNet carries the stride in K1/K4.
+        deep_stem (bool): Three 3x3 convs instead of the 7x7 stem (v1d).
+        avg_down (bool): Shortcut downsampled by AvgPool then a 1x1 conv (v1d).
+        avd (bool): Stride by average pooling after the branches in the first
+            block of stages 2-4 (v1d).
+        groups (int): Cardinality (SCNeXt). base_width (int): see
+            :class:`SCBottleneck`.
+        pooling_r, pooling_type, with_identity, upsample_mode: see
+            :class:`SCConv`.
+        contract_dilation (bool): Halve the dilation of the first block of a
+            dilated stage (mmseg's convention; the authors' dilated code does
+            the same).
+        frozen_stages (int): Stages with frozen parameters and BN in eval
+            mode; 0 freezes the stem only, -1 nothing.
+        conv_cfg, norm_cfg: mmcv layer configs (BN, SyncBN, GN, ...).
+        norm_eval (bool): Keep norm layers in eval mode while training.
+        with_cp (bool): Gradient checkpointing; saves memory, costs speed.
+        zero_init_residual (bool): Zero the last norm of each block (when not
+            loading pretrained weights).
+        pretrained (str, optional): Deprecated, use ``init_cfg``.
+        init_cfg (dict or list[dict], optional): e.g.
+            ``dict(type='Pretrained', checkpoint='scnet50-dc6a7e87.pth')``.
+
+    Example:
+        >>> import torch
+        >>> from mmscnet.models import SCNet
+        >>> model = SCNet(depth=50).eval()
+        >>> for out in model(torch.rand(1, 3, 224, 224)):
+        ...     print(tuple(out.shape))
+        (1, 256, 56, 56)
+        (1, 512, 28, 28)
+        (1, 1024, 14, 14)
+        (1, 2048, 7, 7)
+    """
+
+    arch_settings = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
+    block = SCBottleneck
+
+    def __init__(self,
+                 depth,
+                 in_channels=3,
+                 stem_channels=None,
+                 base_channels=64,
+                 num_stages=4,
+                 strides=(1, 2, 2, 2),
+                 dilations=(1, 1, 1, 1),
+                 out_indices=(0, 1, 2, 3),
+                 style='pytorch',
+                 deep_stem=False,
+                 avg_down=False,
+                 avd=False,
+                 groups=1,
+                 base_width=32,
+                 pooling_r=4,
+                 pooling_type='avg',
+                 with_identity=True,
+                 upsample_mode='nearest',
+                 contract_dilation=False,
+                 frozen_stages=-1,
+                 conv_cfg=None,
+                 norm_cfg=dict(type='BN', requires_grad=True),
+                 norm_eval=True,
+                 with_cp=False,
+                 zero_init_residual=True,
+                 pretrained=None,
+                 init_cfg=None):
+        super().__init__(init_cfg)
+        _choice('depth', depth, tuple(self.arch_settings))
+        if not 1 <= num_stages <= 4:
+            raise ValueError(f'num_stages must be in [1, 4], got {num_stages!r}')
+        for name, value in (('strides', strides), ('dilations', dilations)):
+            if len(value) != num_stages:
+                raise ValueError(f'{name} must have num_stages={num_stages} entries, '
+                                 f'got {len(value)}: {tuple(value)}')
+        out_indices = tuple(out_indices)
+        if not out_indices or any(not 0 <= i < num_stages for i in out_indices):
+            raise ValueError(f'out_indices must be non-empty and within [0, {num_stages - 1}] '
+                             f'(num_stages={num_stages}), got {out_indices}')
+        if not -1 <= frozen_stages <= num_stages:
+            raise ValueError(f'frozen_stages must be in [-1, {num_stages}], got {frozen_stages!r}')
+        _choice('style', style, ('pytorch', ))
+        if pretrained is not None:
+            if init_cfg is not None:
+                raise ValueError('init_cfg and pretrained cannot be set at the same time')
+            if not isinstance(pretrained, str):
+                raise TypeError(f'pretrained must be a str or None, got {type(pretrained)}')
+            warnings.warn('DeprecationWarning: pretrained is deprecated, '
+                          'please use "init_cfg" instead')
+            self.init_cfg = dict(type='Pretrained', checkpoint=pretrained)
+        elif init_cfg is None:
+            self.init_cfg = [
+                dict(type='Kaiming', layer='Conv2d'),
+                dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])
+            ]
+        # Build SCConv once here so that bad calibration arguments fail early
+        # with SCConv's message, before any stage is built.
+        self.sc_kwargs = dict(pooling_r=pooling_r, pooling_type=pooling_type,
+                              with_identity=with_identity, upsample_mode=upsample_mode)
+        SCConv(1, norm_cfg=dict(type='BN'), **self.sc_kwargs)
+
+        self.depth = depth
+        self.in_channels = in_channels
+        self.stem_channels = stem_channels or base_channels
+        self.num_stages = num_stages
+        self.out_indices = out_indices
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.zero_init_residual = zero_init_residual
+        self.deep_stem = deep_stem
+
+        self._make_stem(in_channels, self.stem_channels, conv_cfg, norm_cfg)
+        inplanes = self.stem_channels
+        self.res_layers = []
+        self.feature_info = []
+        reduction = 4
+        for i, num_blocks in enumerate(self.arch_settings[depth][:num_stages]):
+            planes = base_channels * 2**i
+            layer = self._make_layer(
+                inplanes, planes, num_blocks, strides[i], dilations[i],
+                groups=groups, base_width=base_width, avd=avd, avg_down=avg_down,
+                contract_dilation=contract_dilation, with_cp=with_cp,
+                conv_cfg=conv_cfg, norm_cfg=norm_cfg)
+            inplanes = planes * self.block.expansion
+            layer_name = f'layer{i + 1}'
+            self.add_module(layer_name, layer)
+            self.res_layers.append(layer_name)
+            reduction *= strides[i]
+            # timm-style metadata: what each returned map is, for necks/heads.
+            self.feature_info.append(dict(num_chs=inplanes, reduction=reduction, module=layer_name))
+        self.out_channels = tuple(self.feature_info[i]['num_chs'] for i in out_indices)
+        self.out_strides = tuple(self.feature_info[i]['reduction'] for i in out_indices)
+        self.feat_dim = inplanes
+        self._freeze_stages()
+
+    def _make_stem(self, in_channels, stem_channels, conv_cfg, norm_cfg):
+        if self.deep_stem:
+            # Released v1d layout: a Sequential named conv1 whose last conv
+            # has no norm/ReLU; they follow as bn1 and relu.
+            mid = stem_channels // 2
+            self.conv1 = nn.Sequential(
+                build_conv_layer(conv_cfg, in_channels, mid, 3, stride=2, padding=1, bias=False),
+                build_norm_layer(norm_cfg, mid)[1],
+                nn.ReLU(inplace=True),
+                build_conv_layer(conv_cfg, mid, mid, 3, stride=1, padding=1, bias=False),
+                build_norm_layer(norm_cfg, mid)[1],
+                nn.ReLU(inplace=True),
+                build_conv_layer(conv_cfg, mid, stem_channels, 3, stride=1, padding=1, bias=False))
+        else:
+            self.conv1 = build_conv_layer(conv_cfg, in_channels, stem_channels, 7, stride=2,
+                                          padding=3, bias=False)
+        self.bn1 = build_norm_layer(norm_cfg, stem_channels)[1]
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+
+    def _make_layer(self, inplanes, planes, num_blocks, stride, dilation, avg_down,
+                    contract_dilation, conv_cfg, norm_cfg, **block_kwargs):
+        out_planes = planes * self.block.expansion
+        downsample = None
+        if stride != 1 or inplanes != out_planes:
+            layers = []
+            if avg_down:
+                # Always present (an identity pool at stride 1) to keep the
+                # released key layout downsample.1 / downsample.2.
+                layers.append(nn.AvgPool2d(stride, stride, ceil_mode=True,
+                                           count_include_pad=False))
+            layers += [
+                build_conv_layer(conv_cfg, inplanes, out_planes, 1,
+                                 stride=1 if avg_down else stride, bias=False),
+                build_norm_layer(norm_cfg, out_planes)[1]
+            ]
+            downsample = nn.Sequential(*layers)
+        first_dilation = dilation // 2 if contract_dilation and dilation > 1 else dilation
+        kwargs = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, **block_kwargs, **self.sc_kwargs)
+        blocks = [self.block(inplanes, planes, stride, first_dilation,
+                             downsample=downsample, **kwargs)]
+        blocks += [self.block(out_planes, planes, 1, dilation, **kwargs)
+                   for _ in range(1, num_blocks)]
+        return nn.Sequential(*blocks)
+
+    def _freeze_stages(self):
+        frozen = []
+        if self.frozen_stages >= 0:
+            frozen += [self.conv1, self.bn1]
+        frozen += [getattr(self, f'layer{i}') for i in range(1, self.frozen_stages + 1)]
+        for m in frozen:
+            m.eval()
+            for param in m.parameters():
+                param.requires_grad = False
+
+    def init_weights(self):
+        super().init_weights()
+        pretrained = isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained'
+        if self.zero_init_residual and not pretrained:
+            for m in self.modules():
+                if isinstance(m, SCBottleneck):
+                    constant_init(m.bn3, 0)
+
+    def forward(self, x):
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f'SCNet expects input of shape (N, {self.in_channels}, H, W) '
+                             f'(in_channels={self.in_channels}), got {tuple(x.shape)}')
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        outs = []
+        for i, layer_name in enumerate(self.res_layers):
+            x = getattr(self, layer_name)(x)
+            if i in self.out_indices:
+                outs.append(x)
+        return tuple(outs)
+
+    def train(self, mode=True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                # GN has no running statistics; only BN layers change in eval.
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+
+@MODELS.register_module()
+class SCNetV1d(SCNet):
+    """SCNet-v1d: deep stem, avg_down shortcut and avd, as released.
+
+    The stem is 3x3 convs of width w, w, 2w with w = 32 for depth 50 and 64
+    for deeper nets (``stem_channels`` = 2w), as in the authors' code.
+    """
+
+    def __init__(self, depth, stem_channels=None, **kwargs):
+        for key in ('deep_stem', 'avg_down', 'avd'):
+            if not kwargs.pop(key, True):
+                raise ValueError(f'SCNetV1d always uses {key}=True; use SCNet to turn it off')
+        if stem_channels is None:
+            stem_channels = 64 if depth == 50 else 128
+        super().__init__(depth, stem_channels=stem_channels, deep_stem=True, avg_down=True,
+                         avd=True, **kwargs)
+

@@ -1,0 +1,14 @@
+"""The ``mmscnet`` registry scope.
+
+``MODELS`` is a child of mmengine's root registry, so every downstream
+library (mmdet, mmseg, mmpretrain, mmpose) resolves ``type='mmscnet.SCNet'``
+without ``custom_imports``: mmengine imports ``mmscnet.registry`` on seeing
+the ``mmscnet.`` prefix, and this registry imports ``mmscnet.models`` lazily.
+Nothing is registered into mmdet's own registry, which already has an
+unrelated ``SCNet`` (Sample Consistency Network).
+"""
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import Registry
+
+MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmscnet',
+                  locations=['mmscnet.models'])

@@ -1,0 +1,119 @@
+"""An independent plain-torch SCNet, written from the paper's equations in the
+authors' released key layout. It is the yardstick the parity tests hold
+mmscnet against; it imports nothing from mmscnet or OpenMMLab on purpose.
+
+    T = AvgPool_r(X2);  X' = Up(K2(T));  Y' = K3(X2) * sigmoid(X2 + X');  Y2 = K4(Y')
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def _conv_bn(cin, cout, stride=1, relu=False):
+    layers = [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)]
+    return nn.Sequential(*layers, *([nn.ReLU()] if relu else []))
+
+
+class RefSCConv(nn.Module):
+
+    def __init__(self, c, stride, r=4):
+        super().__init__()
+        self.k2 = nn.Sequential(nn.AvgPool2d(r, r), *_conv_bn(c, c))
+        self.k3 = _conv_bn(c, c)
+        self.k4 = _conv_bn(c, c, stride, relu=True)
+
+    def forward(self, x2):
+        x_prime = F.interpolate(self.k2(x2), size=x2.shape[2:])  # Up: nearest, as released
+        return self.k4(self.k3(x2) * torch.sigmoid(x2 + x_prime))
+
+
+class RefBlock(nn.Module):
+
+    def __init__(self, cin, planes, stride, avd, avg_down):
+        super().__init__()
+        half = planes // 2
+        self.avd = avd and stride > 1
+        inner_stride = 1 if self.avd else stride
+        self.conv1_a = nn.Conv2d(cin, half, 1, bias=False)
+        self.bn1_a = nn.BatchNorm2d(half)
+        self.conv1_b = nn.Conv2d(cin, half, 1, bias=False)
+        self.bn1_b = nn.BatchNorm2d(half)
+        self.k1 = _conv_bn(half, half, inner_stride, relu=True)
+        self.scconv = RefSCConv(half, inner_stride)
+        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.downsample = None
+        if stride != 1 or cin != planes * 4:
+            if avg_down:
+                self.downsample = nn.Sequential(
+                    nn.AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False),
+                    nn.Conv2d(cin, planes * 4, 1, bias=False), nn.BatchNorm2d(planes * 4))
+            else:
+                self.downsample = nn.Sequential(
+                    nn.Conv2d(cin, planes * 4, 1, stride, bias=False), nn.BatchNorm2d(planes * 4))
+
+    def forward(self, x):
+        y1 = self.k1(F.relu(self.bn1_a(self.conv1_a(x))))
+        y2 = self.scconv(F.relu(self.bn1_b(self.conv1_b(x))))
+        if self.avd:
+            y1 = F.avg_pool2d(y1, 3, 2, 1)
+            y2 = F.avg_pool2d(y2, 3, 2, 1)
+        out = self.bn3(self.conv3(torch.cat([y1, y2], 1)))
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return F.relu(out + shortcut)
+
+
+class RefSCNet(nn.Module):
+    """SCNet-50/101 (v1d=False) or SCNet-v1d, returning the four stage maps."""
+
+    def __init__(self, layers=(3, 4, 6, 3), v1d=False, stem_width=32, num_classes=1000):
+        super().__init__()
+        if v1d:
+            w = stem_width
+            self.conv1 = nn.Sequential(
+                nn.Conv2d(3, w, 3, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(),
+                nn.Conv2d(w, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(),
+                nn.Conv2d(w, 2 * w, 3, 1, 1, bias=False))
+            cin = 2 * w
+        else:
+            self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+            cin = 64
+        self.bn1 = nn.BatchNorm2d(cin)
+        for i, n in enumerate(layers):
+            planes, blocks = 64 * 2**i, []
+            for j in range(n):
+                stride = 2 if (i > 0 and j == 0) else 1
+                blocks.append(RefBlock(cin, planes, stride, avd=v1d, avg_down=v1d))
+                cin = planes * 4
+            setattr(self, f'layer{i + 1}', nn.Sequential(*blocks))
+        self.fc = nn.Linear(cin, num_classes)
+
+    def features(self, x):
+        x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 3, 2, 1)
+        outs = []
+        for i in range(1, 5):
+            x = getattr(self, f'layer{i}')(x)
+            outs.append(x)
+        return outs
+
+    def forward(self, x):
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.features(x)[-1], 1), 1))
+
+
+def randomize_(model, seed=0):
+    """Random weights and BN statistics so that every parameter and buffer matters."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if not t.is_floating_point():
+                continue
+            if name.endswith('running_var'):
+                t.copy_(torch.rand(t.shape, generator=gen) + 0.5)
+            elif name.endswith(('running_mean', 'bias')):
+                t.copy_(torch.randn(t.shape, generator=gen) * 0.1)
+            elif t.dim() == 1:  # BN weight
+                t.copy_(torch.rand(t.shape, generator=gen) + 0.5)
+            else:  # conv / fc weight, fan-in scaled to keep activations finite
+                fan_in = t[0].numel()
+                t.copy_(torch.randn(t.shape, generator=gen) * (2.0 / fan_in)**0.5)
+    return model

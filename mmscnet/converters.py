@@ -1,0 +1,84 @@
+"""Checkpoint layouts in the wild, mapped onto the released SCNet layout.
+
+mmscnet's backbone uses the authors' key names, so their checkpoints need no
+conversion. mmpose's SCNet (top-down keypoint models) names the two 1x1
+projections after its ResNet: ``conv1/bn1`` (branch a) and ``conv2/bn2``
+(branch b), under a ``backbone.`` prefix.
+"""
+import os
+import re
+from collections import OrderedDict
+
+import torch
+
+# mmpose block key -> released block key (inside layerN.i.)
+_MMPOSE_BLOCK_KEYS = {'conv1.': 'conv1_a.', 'bn1.': 'bn1_a.', 'conv2.': 'conv1_b.', 'bn2.': 'bn1_b.'}
+_BLOCK = re.compile(r'^(layer\d+\.\d+\.)(conv1\.|bn1\.|conv2\.|bn2\.)(.*)$')
+
+
+def load_state_dict_file(path):
+    """Read a checkpoint's tensors safely (``weights_only=True``) with clear errors.
+
+    Returns the state dict: the file's ``state_dict`` entry when it has one
+    (mmengine / mmcv checkpoints), else the file's top-level dict.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'checkpoint not found: {path}')
+    try:
+        ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:  # truncated file, not a checkpoint, or a pickle payload
+        raise ValueError(f'cannot read {path} as a PyTorch checkpoint of tensors: '
+                         f'{type(e).__name__}: {str(e).splitlines()[0]}') from e
+    if isinstance(ckpt, dict) and isinstance(ckpt.get('state_dict'), dict):
+        ckpt = ckpt['state_dict']
+    if not isinstance(ckpt, dict) or not all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        raise ValueError(f'{path} does not hold a state dict (a mapping of names to tensors)')
+    return ckpt
+
+
+def infer_depth(state_dict):
+    """Depth from the number of blocks in stage 3: 6 -> 50, 23 -> 101, 36 -> 152."""
+    blocks = {int(m.group(1)) for k in state_dict for m in [re.match(r'^layer3\.(\d+)\.', k)] if m}
+    depth = {6: 50, 23: 101, 36: 152}.get(len(blocks))
+    if depth is None:
+        raise ValueError(f'cannot infer the SCNet depth: stage 3 has {len(blocks)} blocks '
+                         '(expected 6, 23 or 36 for depth 50, 101 or 152)')
+    return depth
+
+
+def convert_mmpose_scnet(state_dict, depth=None):
+    """Map an mmpose SCNet state dict onto mmscnet's (released) layout.
+
+    Args:
+        state_dict (dict): The mmpose model's state dict (``backbone.*`` keys
+            and head keys) or a bare backbone state dict.
+        depth (int, optional): SCNet depth; inferred from the keys when None.
+
+    Returns:
+        tuple(OrderedDict, dict): the converted backbone state dict and a
+        report with ``skipped`` (keys outside the backbone, e.g. the
+        keypoint head), ``unmapped`` (backbone keys with no place in SCNet, or
+        whose shape differs) and ``missing`` (SCNet keys left unfilled).
+    """
+    from mmscnet.models import SCNet
+
+    has_prefix = any(k.startswith('backbone.') for k in state_dict)
+    converted, skipped = OrderedDict(), []
+    for key, value in state_dict.items():
+        if has_prefix:
+            if not key.startswith('backbone.'):
+                skipped.append(key)
+                continue
+            key = key[len('backbone.'):]
+        m = _BLOCK.match(key)
+        if m:
+            key = m.group(1) + _MMPOSE_BLOCK_KEYS[m.group(2)] + m.group(3)
+        converted[key] = value
+
+    target = SCNet(depth=depth or infer_depth(converted)).state_dict()
+    unmapped = [k for k, v in converted.items()
+                if k not in target or target[k].shape != v.shape]
+    for k in unmapped:
+        del converted[k]
+    missing = [k for k in target if k not in converted]
+    return converted, dict(skipped=skipped, unmapped=unmapped, missing=missing)

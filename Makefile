@@ -1,0 +1,19 @@
+# The two commands of the README: `make demo` and `make test`.
+# Each creates the virtual environment (VENV, default .venv) when it is missing
+# or when setup.py / tools/setup_env.sh changed, then runs its job.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export VENV
+
+.PHONY: setup demo test
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: setup.py tools/setup_env.sh
+	./tools/setup_env.sh
+	touch $@
+
+demo: setup
+	$(PY) tools/analysis_tools/backbone_summary.py
+
+test: setup
+	$(PY) -m pytest tests -q

@@ -5,7 +5,6 @@ conversion. mmpose's SCNet (top-down keypoint models) names the two 1x1
 projections after its ResNet: ``conv1/bn1`` (branch a) and ``conv2/bn2``
 (branch b), under a ``backbone.`` prefix.
 """
-import os
 import re
 from collections import OrderedDict
 
@@ -17,18 +16,13 @@ _BLOCK = re.compile(r'^(layer\d+\.\d+\.)(conv1\.|bn1\.|conv2\.|bn2\.)(.*)$')
 
 
 def load_state_dict_file(path):
-    """Read a checkpoint's tensors safely (``weights_only=True``) with clear errors.
+    """Read a checkpoint's state dict safely, with clear errors.
 
-    Returns the state dict: the file's ``state_dict`` entry when it has one
-    (mmengine / mmcv checkpoints), else the file's top-level dict.
+    Returns the file's ``state_dict`` entry when it has one (mmengine / mmcv
+    checkpoints), else the file's top-level dict.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'checkpoint not found: {path}')
-    try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:  # truncated file, not a checkpoint, or a pickle payload
-        raise ValueError(f'cannot read {path} as a PyTorch checkpoint of tensors: '
-                         f'{type(e).__name__}: {str(e).splitlines()[0]}') from e
+    from mmscnet.checkpoint import load_from_local
+    ckpt = load_from_local(path, map_location='cpu')
     if isinstance(ckpt, dict) and isinstance(ckpt.get('state_dict'), dict):
         ckpt = ckpt['state_dict']
     if not isinstance(ckpt, dict) or not all(isinstance(v, torch.Tensor) for v in ckpt.values()):

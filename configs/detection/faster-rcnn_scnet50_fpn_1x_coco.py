@@ -1,0 +1,8 @@
+# Faster R-CNN R-50-FPN 1x with SCNet-50: only the backbone's type and
+# ImageNet weights change; frozen_stages=1 and norm_eval come from mmdet's base.
+_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
+
+model = dict(
+    backbone=dict(
+        type='mmscnet.SCNet',
+        init_cfg=dict(type='Pretrained', checkpoint='https://backseason.oss-cn-beijing.aliyuncs.com/scnet/scnet50-dc6a7e87.pth')))

@@ -1,0 +1,86 @@
+"""Loading mmengine checkpoints under PyTorch >= 2.6, with weights_only kept on.
+
+mmengine 0.10.7 calls ``torch.load`` without ``weights_only``; PyTorch >= 2.6
+treats that as ``weights_only=True`` and refuses the non-tensor objects that
+mmengine itself writes into a checkpoint (the message hub's HistoryBuffers,
+which hold numpy arrays and scalars), so ``--resume``, ``load_from`` and
+``tools/test.py`` fail on mmengine's own files.
+
+Instead of switching the safety check off, :func:`load_from_local`
+allows exactly those types for the duration of one load:
+
+- ``mmengine.logging.history_buffer.HistoryBuffer``,
+- ``numpy.ndarray``, ``numpy.dtype`` (and numpy's concrete dtype classes),
+  ``numpy._core.multiarray._reconstruct`` and ``scalar``,
+- ``builtins.getattr``, but only as ``getattr(HistoryBuffer, <one of its
+  statistics methods>)``: a HistoryBuffer pickles its method table that way,
+  and a general getattr would let a file call anything.
+
+Everything else (a pickled ``exec``, ``os.system``, any unknown class) is
+still refused by PyTorch's weights-only unpickler, before it runs.
+:func:`register` makes mmengine's local-file checkpoint loader use this, so
+every path that loads through mmengine (Runner resume and ``load_from``,
+``init_cfg`` Pretrained, ``mmengine.runner.load_checkpoint``) gets it.
+"""
+import os.path as osp
+
+import numpy as np
+import torch
+from mmengine.logging.history_buffer import HistoryBuffer
+from mmengine.runner.checkpoint import CheckpointLoader
+
+_HISTORY_BUFFER_METHODS = frozenset({'min', 'max', 'current', 'mean'})
+
+
+def _history_buffer_getattr(obj, name):
+    """``getattr`` restricted to what a pickled HistoryBuffer needs."""
+    if obj is HistoryBuffer and name in _HISTORY_BUFFER_METHODS:
+        return getattr(obj, name)
+    raise ValueError(f'checkpoint asks for getattr({obj!r}, {name!r}); only '
+                     f'getattr(HistoryBuffer, one of {sorted(_HISTORY_BUFFER_METHODS)}) is allowed')
+
+
+def _numpy_globals():
+    core = getattr(np, '_core', None) or np.core  # numpy 2 renamed np.core
+    allowed = [HistoryBuffer, np.ndarray, np.dtype, core.multiarray._reconstruct,
+               core.multiarray.scalar]
+    # numpy >= 1.25 pickles a dtype's class, e.g. numpy.dtypes.Float64DType.
+    dtypes = getattr(np, 'dtypes', None)
+    if dtypes is not None:
+        allowed += [cls for cls in vars(dtypes).values()
+                    if isinstance(cls, type) and issubclass(cls, np.dtype)]
+    return allowed
+
+
+MMENGINE_SAFE_GLOBALS = _numpy_globals() + [(_history_buffer_getattr, 'builtins.getattr')]
+
+
+def load_from_local(filename, map_location=None):
+    """``torch.load(filename, weights_only=True)`` that accepts mmengine checkpoints.
+
+    Raises FileNotFoundError for a missing file and ValueError, naming the
+    file and the cause, for a truncated, corrupt or unsafe one.
+    """
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'checkpoint not found: {filename}')
+    try:
+        with torch.serialization.safe_globals(MMENGINE_SAFE_GLOBALS):
+            return torch.load(filename, map_location=map_location, weights_only=True)
+    except Exception as e:
+        if isinstance(e, RuntimeError) and 'zip archive' in str(e) or isinstance(e, EOFError):
+            cause = 'the file is truncated or not a PyTorch checkpoint'
+        elif isinstance(e, (torch.serialization.pickle.UnpicklingError, ValueError)):
+            cause = ('it contains objects outside the allowed checkpoint types '
+                     '(tensors, numbers, strings, containers, mmengine HistoryBuffer, '
+                     'numpy arrays); refused without running them')
+        else:
+            cause = 'it could not be read'
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f'cannot load checkpoint {filename}: {cause} '
+                         f'({type(e).__name__}: {first_line})') from e
+
+
+def register():
+    """Route mmengine's local-file checkpoint loading through :func:`load_from_local`."""
+    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)

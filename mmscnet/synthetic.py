@@ -1,0 +1,149 @@
+"""A small, deterministic COCO-format dataset that a detector learns on a CPU.
+
+Each image holds one to three non-overlapping objects of three classes:
+``person`` (a stick figure with the 17 COCO keypoints), ``ball`` (a disc) and
+``box`` (a rotated rectangle), on a noisy gradient background. Annotations
+carry boxes, polygon masks (traced from the drawn pixels), areas and, for
+persons, COCO-style keypoints, so detection, instance segmentation and
+keypoint work can all use it.
+"""
+import json
+import os
+import os.path as osp
+
+import numpy as np
+
+CLASSES = ('person', 'ball', 'box')
+KEYPOINTS = ('nose', 'left_eye', 'right_eye', 'left_ear', 'right_ear', 'left_shoulder',
+             'right_shoulder', 'left_elbow', 'right_elbow', 'left_wrist', 'right_wrist',
+             'left_hip', 'right_hip', 'left_knee', 'right_knee', 'left_ankle', 'right_ankle')
+# COCO's person skeleton, 1-based keypoint indices.
+SKELETON = [[16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12], [7, 13], [6, 7], [6, 8],
+            [7, 9], [8, 10], [9, 11], [2, 3], [1, 2], [1, 3], [2, 4], [3, 5], [4, 6], [5, 7]]
+# Each class has its own colour family, so that a detector trained for minutes separates them.
+_HUES = {'person': (0, 20), 'ball': (100, 130), 'box': (50, 80)}  # OpenCV hue, 0..179
+
+
+def _colour(rng, name):
+    import cv2
+    hsv = np.uint8([[[rng.randint(*_HUES[name]), rng.randint(160, 256), rng.randint(150, 256)]]])
+    return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0])
+
+
+def _person(rng, cx, cy, h):
+    """Stick figure of height h centred at (cx, cy): its 17 keypoints and limbs."""
+    u = h / 8.0
+    lean = rng.uniform(-0.6, 0.6) * u
+    arm = rng.uniform(-1.5, 1.5) * u
+    kp = {
+        'nose': (cx, cy - 3.2 * u), 'left_eye': (cx + 0.3 * u, cy - 3.45 * u),
+        'right_eye': (cx - 0.3 * u, cy - 3.45 * u), 'left_ear': (cx + 0.6 * u, cy - 3.3 * u),
+        'right_ear': (cx - 0.6 * u, cy - 3.3 * u),
+        'left_shoulder': (cx + 1.0 * u, cy - 2.2 * u), 'right_shoulder': (cx - 1.0 * u, cy - 2.2 * u),
+        'left_elbow': (cx + 1.6 * u, cy - 1.0 * u + arm), 'right_elbow': (cx - 1.6 * u, cy - 1.0 * u - arm),
+        'left_wrist': (cx + 2.2 * u, cy + 0.0 * u + arm), 'right_wrist': (cx - 2.2 * u, cy - arm),
+        'left_hip': (cx + 0.7 * u + lean, cy + 0.6 * u), 'right_hip': (cx - 0.7 * u + lean, cy + 0.6 * u),
+        'left_knee': (cx + 1.0 * u + lean, cy + 2.3 * u), 'right_knee': (cx - 1.0 * u + lean, cy + 2.3 * u),
+        'left_ankle': (cx + 1.2 * u + lean, cy + 3.9 * u), 'right_ankle': (cx - 1.2 * u + lean, cy + 3.9 * u),
+    }
+    limbs = [(a - 1, b - 1) for a, b in SKELETON if a > 5 and b > 5]
+    return [kp[k] for k in KEYPOINTS], limbs, u
+
+
+def _draw(rng, name, cx, cy, size, canvas_hw):
+    """Binary mask of one object (and its keypoints for a person)."""
+    import cv2
+    mask = np.zeros(canvas_hw, np.uint8)
+    keypoints = None
+    if name == 'ball':
+        cv2.circle(mask, (int(cx), int(cy)), int(size / 2), 1, -1)
+    elif name == 'box':
+        rect = ((float(cx), float(cy)), (size, size * rng.uniform(0.6, 1.0)), rng.uniform(0, 90))
+        cv2.fillPoly(mask, [cv2.boxPoints(rect).round().astype(np.int32)], 1)
+    else:
+        keypoints, limbs, u = _person(rng, cx, cy, size)
+        width = max(2, int(round(0.55 * u)))
+        for a, b in limbs:
+            pa, pb = keypoints[a], keypoints[b]
+            cv2.line(mask, (int(pa[0]), int(pa[1])), (int(pb[0]), int(pb[1])), 1, width)
+        cv2.circle(mask, (int(cx), int(cy - 3.2 * u)), int(0.9 * u), 1, -1)
+        neck = (int(cx), int(cy - 2.3 * u))
+        hip = (int(cx + (keypoints[11][0] + keypoints[12][0] - 2 * cx) / 2), int(cy + 0.6 * u))
+        cv2.line(mask, neck, hip, 1, width + 1)
+    return mask, keypoints
+
+
+def _annotation(mask, name, keypoints):
+    import cv2
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    polygons = [c.reshape(-1).astype(float).tolist() for c in contours if len(c) >= 3]
+    ys, xs = np.nonzero(mask)
+    x0, y0 = float(xs.min()), float(ys.min())
+    ann = dict(category_id=CLASSES.index(name) + 1, segmentation=polygons,
+               area=float(mask.sum()), iscrowd=0,
+               bbox=[x0, y0, float(xs.max()) + 1 - x0, float(ys.max()) + 1 - y0])
+    if keypoints is not None:
+        ann['keypoints'] = [v for x, y in keypoints for v in (round(x, 2), round(y, 2), 2)]
+        ann['num_keypoints'] = len(keypoints)
+    return ann
+
+
+def _image(rng, hw, max_objects):
+    import cv2
+    h, w = hw
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = rng.uniform(60, 190, size=3)
+    slope = rng.uniform(-0.4, 0.4, size=(3, 2))
+    img = np.stack([base[c] + slope[c, 0] * yy + slope[c, 1] * xx for c in range(3)], -1)
+    img += rng.normal(0, 8, size=img.shape)
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    taken = np.zeros(hw, bool)
+    anns = []
+    for _ in range(rng.randint(1, max_objects + 1)):
+        name = CLASSES[rng.randint(len(CLASSES))]
+        for _attempt in range(20):
+            size = rng.uniform(0.3, 0.5) * min(h, w) if name == 'person' else \
+                rng.uniform(0.18, 0.35) * min(h, w)
+            cx, cy = rng.uniform(0.2 * w, 0.8 * w), rng.uniform(0.2 * h, 0.8 * h)
+            mask, keypoints = _draw(rng, name, cx, cy, size, hw)
+            grown = cv2.dilate(mask, np.ones((5, 5), np.uint8)).astype(bool)
+            inside = mask[0].sum() + mask[-1].sum() + mask[:, 0].sum() + mask[:, -1].sum() == 0
+            if inside and mask.sum() > 30 and not (grown & taken).any():
+                break
+        else:
+            continue
+        taken |= mask.astype(bool)
+        img[mask.astype(bool)] = _colour(rng, name)
+        anns.append(_annotation(mask, name, keypoints))
+    return img, anns
+
+
+def generate_toy_coco(out_dir, num_train=240, num_val=48, image_size=(160, 160), max_objects=3,
+                      seed=0):
+    """Write ``{out_dir}/{train,val}/*.jpg`` and ``{out_dir}/annotations/instances_{split}.json``.
+
+    The same arguments always give the same files. Returns the paths of the
+    two annotation files.
+    """
+    import cv2
+    categories = [dict(id=i + 1, name=n, supercategory='shape') for i, n in enumerate(CLASSES)]
+    categories[0].update(supercategory='person', keypoints=list(KEYPOINTS), skeleton=SKELETON)
+    os.makedirs(osp.join(out_dir, 'annotations'), exist_ok=True)
+    paths = {}
+    for split, count, split_seed in (('train', num_train, seed), ('val', num_val, seed + 1)):
+        rng = np.random.RandomState(split_seed)
+        os.makedirs(osp.join(out_dir, split), exist_ok=True)
+        images, annotations = [], []
+        for i in range(count):
+            img, anns = _image(rng, image_size, max_objects)
+            file_name = f'{i:06d}.jpg'
+            cv2.imwrite(osp.join(out_dir, split, file_name), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            images.append(dict(id=i + 1, file_name=file_name, height=image_size[0],
+                               width=image_size[1]))
+            for ann in anns:
+                annotations.append(dict(id=len(annotations) + 1, image_id=i + 1, **ann))
+        paths[split] = osp.join(out_dir, 'annotations', f'instances_{split}.json')
+        with open(paths[split], 'w') as f:
+            json.dump(dict(info=dict(description=f'mmscnet toy COCO, seed {seed}'),
+                           images=images, annotations=annotations, categories=categories), f)
+    return paths

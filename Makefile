@@ -13,7 +13,7 @@ $(VENV)/.installed: setup.py tools/setup_env.sh
 	touch $@
 
 demo: setup
-	$(PY) tools/analysis_tools/backbone_summary.py
+	PY=$(PY) ./tools/demo.sh
 
 test: setup
 	$(PY) -m pytest tests -q

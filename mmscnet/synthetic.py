@@ -120,7 +120,7 @@ def _image(rng, hw, max_objects):
 
 def generate_toy_coco(out_dir, num_train=240, num_val=48, image_size=(160, 160), max_objects=3,
                       seed=0):
-    """Write ``{out_dir}/{train,val}/*.jpg`` and ``{out_dir}/annotations/instances_{split}.json``.
+    """Write ``{out_dir}/{train,val}/*.png`` and ``{out_dir}/annotations/instances_{split}.json``.
 
     The same arguments always give the same files. Returns the paths of the
     two annotation files.
@@ -136,8 +136,8 @@ def generate_toy_coco(out_dir, num_train=240, num_val=48, image_size=(160, 160),
         images, annotations = [], []
         for i in range(count):
             img, anns = _image(rng, image_size, max_objects)
-            file_name = f'{i:06d}.jpg'
-            cv2.imwrite(osp.join(out_dir, split, file_name), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            file_name = f"{i:06d}.png"  # PNG: painted predictions keep the name
+            cv2.imwrite(osp.join(out_dir, split, file_name), img)
             images.append(dict(id=i + 1, file_name=file_name, height=image_size[0],
                                width=image_size[1]))
             for ann in anns:

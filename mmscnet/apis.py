@@ -1,0 +1,127 @@
+"""What tools/train.py and tools/test.py do, as functions the tests cover.
+
+They serve configs of mmdet, mmseg and mmpretrain alike: the config's
+``default_scope`` says which library's registries build its parts.
+"""
+import os.path as osp
+import warnings
+from copy import deepcopy
+
+from mmengine.config import Config, ConfigDict
+
+SCOPES = ('mmdet', 'mmseg', 'mmpretrain')
+
+
+def load_config(path, cfg_options=None, launcher='none'):
+    """Read a config file with a clear error for a missing or unknown file."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config file not found: {path}')
+    if osp.splitext(path)[1] not in ('.py', '.json', '.yaml', '.yml'):
+        raise ValueError(f'unknown config file type {path!r}: expected .py, .json, .yaml or .yml')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    scope = cfg.get('default_scope')
+    if scope not in SCOPES:
+        raise ValueError(f'{path}: default_scope must be one of {SCOPES} (inherit a config of '
+                         f'mmdet, mmseg or mmpretrain), got {scope!r}')
+    cfg.launcher = launcher
+    return cfg
+
+
+def _set_work_dir(cfg, config_path, work_dir):
+    # CLI > config > ./work_dirs/<config name>, as in mmdet.
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+
+
+def apply_train_args(cfg, config_path, work_dir=None, amp=False, auto_scale_lr=False,
+                     resume=None):
+    """``resume``: None (no resume), 'auto' (latest checkpoint in the work dir) or a path."""
+    _set_work_dir(cfg, config_path, work_dir)
+    if amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+    if auto_scale_lr:
+        if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
+            raise ValueError(f'{config_path}: --auto-scale-lr needs '
+                             'auto_scale_lr=dict(base_batch_size=...) in the config')
+        cfg.auto_scale_lr.enable = True
+    if resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif resume is not None:
+        if not osp.isfile(resume):
+            raise FileNotFoundError(f'--resume checkpoint not found: {resume}')
+        cfg.resume, cfg.load_from = True, resume
+    return cfg
+
+
+def _default_det_tta(cfg):
+    # mmdet's own default: horizontal-flip TTA merged by NMS.
+    if 'tta_model' not in cfg:
+        warnings.warn('no tta_model in the config: using flip TTA with NMS (mmdet default)')
+        cfg.tta_model = dict(type='DetTTAModel',
+                             tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5),
+                                          max_per_img=100))
+    if 'tta_pipeline' not in cfg:
+        warnings.warn('no tta_pipeline in the config: flipping the test pipeline')
+        data_cfg = cfg.test_dataloader.dataset
+        while 'dataset' in data_cfg:
+            data_cfg = data_cfg['dataset']
+        cfg.tta_pipeline = deepcopy(data_cfg.pipeline)
+        cfg.tta_pipeline[-1] = dict(
+            type='TestTimeAug',
+            transforms=[[dict(type='RandomFlip', prob=1.), dict(type='RandomFlip', prob=0.)],
+                        [dict(type='PackDetInputs',
+                              meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                                         'scale_factor', 'flip', 'flip_direction'))]])
+
+
+def apply_test_args(cfg, config_path, checkpoint, work_dir=None, out=None, show_dir=None,
+                    tta=False):
+    """Point ``cfg`` at ``checkpoint`` and turn on the requested outputs."""
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
+    if out is not None and not out.endswith(('.pkl', '.pickle')):
+        raise ValueError(f'--out must be a .pkl or .pickle file, got {out!r}')
+    _set_work_dir(cfg, config_path, work_dir)
+    cfg.load_from = checkpoint
+    scope = cfg.default_scope
+    if show_dir is not None:
+        hook = cfg.default_hooks.get('visualization')
+        if hook is None:
+            raise ValueError(f'{config_path}: --show-dir needs default_hooks.visualization')
+        if scope == 'mmdet':
+            hook.update(draw=True, test_out_dir=show_dir)  # under work_dir/<timestamp>/
+        elif scope == 'mmseg':
+            hook.update(draw=True)
+            cfg.visualizer.save_dir = show_dir
+        else:
+            hook.update(enable=True, out_dir=show_dir)
+    if tta:
+        if scope == 'mmdet':
+            _default_det_tta(cfg)
+        elif 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+            raise ValueError(f'{config_path}: --tta needs tta_model and tta_pipeline in the config')
+        cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    return cfg
+
+
+def build_runner(cfg):
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+
+
+def add_dump_metric(runner, scope, out):
+    """Save the raw predictions of a test run to ``out`` (a pickle)."""
+    if scope == 'mmdet':
+        from mmdet.evaluation import DumpDetResults
+        metric = DumpDetResults(out_file_path=out)
+    else:
+        from mmengine.evaluator import DumpResults
+        metric = DumpResults(out_file_path=out)
+    runner.test_evaluator.metrics.append(metric)

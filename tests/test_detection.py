@@ -1,0 +1,194 @@
+"""Detection end to end on the generated toy COCO set, through tools/train.py and tools/test.py."""
+import glob
+import os
+import os.path as osp
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmscnet.checkpoint import load_from_local
+from mmscnet.synthetic import generate_toy_coco
+
+REPO = Path(__file__).resolve().parents[1]
+DET_CONFIGS = sorted(glob.glob(str(REPO / 'configs/detection/*.py')))
+TOY_CONFIG = str(REPO / 'configs/detection/toy/mask-rcnn_scnet50_fpn_toy-coco.py')
+sys.path.insert(0, str(REPO / 'tools'))
+import test as test_tool  # noqa: E402
+import train as train_tool  # noqa: E402
+
+
+@pytest.fixture(scope='module')
+def toy(tmp_path_factory):
+    root = tmp_path_factory.mktemp('toy_coco')
+    generate_toy_coco(str(root), num_train=2, num_val=2, image_size=(128, 128))
+    return str(root)
+
+
+def _dataset_keys(cfg, loader):
+    """Dotted key of the innermost dataset of a dataloader (RepeatDataset etc. unwrapped)."""
+    key, ds = f'{loader}.dataset', cfg[loader]['dataset']
+    while 'dataset' in ds:
+        key, ds = key + '.dataset', ds['dataset']
+    return key, ds
+
+
+def data_options(config, root, scale=(128, 128)):
+    """--cfg-options that point a COCO config at the toy set: data paths and image size only."""
+    cfg = Config.fromfile(config)
+    opts = {}
+    for loader, split in (('train_dataloader', 'train'), ('val_dataloader', 'val'),
+                          ('test_dataloader', 'val')):
+        key, ds = _dataset_keys(cfg, loader)
+        opts[f'{key}.data_root'] = root + '/'
+        opts[f'{key}.ann_file'] = f'annotations/instances_{split}.json'
+        opts[f'{key}.data_prefix.img'] = f'{split}/'
+        opts[f'{key}.metainfo.classes'] = ('person', 'ball', 'box')
+        for i, t in enumerate(ds['pipeline']):
+            if t['type'] in ('Resize', 'RandomResize', 'RandomChoiceResize'):
+                opts[f'{key}.pipeline.{i}.type'] = 'Resize'
+                opts[f'{key}.pipeline.{i}.scale'] = scale
+                opts[f'{key}.pipeline.{i}.keep_ratio'] = True
+    for ev in ('val_evaluator', 'test_evaluator'):
+        opts[f'{ev}.ann_file'] = f'{root}/annotations/instances_val.json'
+    return opts
+
+
+def _as_argv(opts):
+    def fmt(v):
+        return '(' + ','.join(map(str, v)) + ')' if isinstance(v, tuple) else str(v)
+    return ['--cfg-options'] + [f'{k}={fmt(v)}' for k, v in opts.items()]
+
+
+def test_every_config_builds_its_model():
+    from mmengine.registry import init_default_scope
+    configs = sorted(glob.glob(str(REPO / 'configs/**/*.py'), recursive=True))
+    assert len(configs) >= 9
+    for path in configs:
+        cfg = Config.fromfile(path)
+        init_default_scope(cfg.default_scope)
+        registry = __import__(f'{cfg.default_scope}.registry', fromlist=['MODELS']).MODELS
+        model = registry.build(cfg.model)  # no init_weights: nothing is downloaded
+        assert type(model.backbone).__module__ == 'mmscnet.models.backbones.scnet', path
+
+
+@pytest.mark.parametrize('config', DET_CONFIGS, ids=[osp.basename(c) for c in DET_CONFIGS])
+def test_detection_config_trains_one_iteration_and_validates(config, toy, tmp_path):
+    opts = data_options(config, toy)
+    # Two training images at batch size 2: one iteration; then one validation pass.
+    cfg_path_opts = dict(opts, **{'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1})
+    if 'RepeatDataset' in str(Config.fromfile(config).train_dataloader.dataset.type):
+        cfg_path_opts['train_dataloader.dataset.times'] = 1
+    # The released ImageNet weights cannot be downloaded here: start from random init.
+    cfg_path_opts['model.backbone.init_cfg'] = None
+    train_tool.main([config, '--work-dir', str(tmp_path)] + _as_argv(cfg_path_opts))
+    ckpt = (tmp_path / 'last_checkpoint').read_text().strip()
+    assert ckpt.endswith('epoch_1.pth')
+    state = load_from_local(ckpt)['state_dict']
+    assert any(k.startswith('backbone.layer4.0.scconv.k2') for k in state)
+    logs = glob.glob(str(tmp_path / '*' / 'vis_data' / 'scalars.json'))
+    assert logs and 'coco/bbox_mAP' in Path(logs[0]).read_text()
+
+
+def _run(args, **kw):
+    out = subprocess.run([sys.executable] + args, capture_output=True, text=True, cwd=REPO, **kw)
+    return out
+
+
+def test_train_checkpoint_test_resume_end_to_end(toy, tmp_path):
+    work = tmp_path / 'work'
+    opts = data_options(TOY_CONFIG, toy)
+    sched = {'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1,
+             'train_dataloader.batch_size': 1}
+    out = _run(['tools/train.py', TOY_CONFIG, '--work-dir', str(work)] +
+               _as_argv(dict(opts, **sched)))
+    assert out.returncode == 0, out.stderr[-3000:]
+    ckpt = work / 'epoch_1.pth'
+    assert ckpt.is_file()
+
+    # tools/test.py on mmengine's own checkpoint (weights_only loading), COCO metrics printed.
+    out = _run(['tools/test.py', TOY_CONFIG, str(ckpt), '--work-dir', str(work),
+                '--out', str(tmp_path / 'preds.pkl'), '--show-dir', 'painted'] + _as_argv(opts))
+    assert out.returncode == 0, out.stderr[-3000:]
+    log = out.stdout + out.stderr
+    assert 'coco/bbox_mAP_50' in log and 'coco/segm_mAP' in log
+    assert (tmp_path / 'preds.pkl').stat().st_size > 0
+    painted = glob.glob(str(work / '*' / 'painted' / '*.png'))
+    assert len(painted) == 2
+
+    # --resume: continue to epoch 2 from the last checkpoint.
+    saved = load_from_local(str(ckpt))
+    from mmscnet.apis import apply_train_args, build_runner, load_config
+    cfg = load_config(TOY_CONFIG, dict(opts, **dict(sched, **{'train_cfg.max_epochs': 2})))
+    apply_train_args(cfg, TOY_CONFIG, work_dir=str(work), resume='auto')
+    runner = build_runner(cfg)
+    runner.load_or_resume()
+    assert runner.iter == saved['meta']['iter'] == 2 and runner.epoch == 1
+    restored = runner.optim_wrapper.optimizer.state_dict()['state']
+    assert len(restored) == len(saved['optimizer']['state']) > 0
+    for idx, st in saved['optimizer']['state'].items():
+        assert torch.equal(restored[idx]['momentum_buffer'], st['momentum_buffer'])
+    runner.train()
+    assert runner.iter == 4
+    assert (work / 'epoch_2.pth').is_file()
+
+
+def test_swap_backbone_in_mmdet_packaged_config(toy, tmp_path):
+    config = tmp_path / 'faster-rcnn_swapped.py'
+    config.write_text(
+        "_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'\n"
+        "model = dict(backbone=dict(_delete_=True, type='mmscnet.SCNet', depth=50,\n"
+        "                           frozen_stages=1, norm_eval=True))\n")
+    opts = dict(data_options(str(config), toy), **{'train_cfg.max_epochs': 1,
+                                                   'train_cfg.val_interval': 2})
+    train_tool.main([str(config), '--work-dir', str(tmp_path / 'w')] + _as_argv(opts))
+    state = load_from_local(str(tmp_path / 'w' / 'epoch_1.pth'))['state_dict']
+    assert 'backbone.layer1.0.scconv.k3.0.weight' in state
+
+
+def test_checkpoint_with_pickle_payload_is_refused(toy, tmp_path):
+    marker = tmp_path / 'payload_ran'
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f'touch {marker}', ))
+
+    evil = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {}, 'meta': Payload()}, evil)
+    with pytest.raises(ValueError, match=r'cannot load checkpoint .*evil.pth: it contains '
+                       r'objects outside the allowed checkpoint types'):
+        test_tool.main([TOY_CONFIG, str(evil), '--work-dir', str(tmp_path / 'w')] +
+                       _as_argv(data_options(TOY_CONFIG, toy)))
+    assert not marker.exists()
+
+
+def test_truncated_and_missing_checkpoints_give_clear_errors(toy, tmp_path):
+    from mmscnet.models import SCNet
+    good = tmp_path / 'good.pth'
+    torch.save({'state_dict': SCNet(depth=50).state_dict()}, good)
+    cut = tmp_path / 'cut.pth'
+    cut.write_bytes(good.read_bytes()[:4096])
+    argv = ['--work-dir', str(tmp_path / 'w')] + _as_argv(data_options(TOY_CONFIG, toy))
+    with pytest.raises(ValueError, match=r'cannot load checkpoint .*cut.pth: the file is truncated'):
+        test_tool.main([TOY_CONFIG, str(cut)] + argv)
+    with pytest.raises(FileNotFoundError, match='checkpoint not found: .*nope.pth'):
+        test_tool.main([TOY_CONFIG, str(tmp_path / 'nope.pth')] + argv)
+
+
+def test_tool_argument_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match='config file not found'):
+        train_tool.main([str(tmp_path / 'missing.py')])
+    bad = tmp_path / 'cfg.txt'
+    bad.write_text('x = 1')
+    with pytest.raises(ValueError, match=r'unknown config file type .*expected .py'):
+        train_tool.main([str(bad)])
+    plain = tmp_path / 'plain.py'
+    plain.write_text('x = 1\n')
+    with pytest.raises(ValueError, match="default_scope must be one of .*got None"):
+        train_tool.main([str(plain)])
+    with pytest.raises(FileNotFoundError, match='--resume checkpoint not found'):
+        train_tool.main([TOY_CONFIG, '--resume', str(tmp_path / 'none.pth'),
+                         '--work-dir', str(tmp_path)])

@@ -1,0 +1,44 @@
+"""Evaluate a checkpoint with an mmdet, mmseg or mmpretrain config (mmdetection's interface).
+
+    python tools/test.py configs/detection/mask-rcnn_scnet50_fpn_1x_coco.py CHECKPOINT
+"""
+import argparse
+import os
+
+from mmengine.config import DictAction
+
+from mmscnet.apis import add_dump_metric, apply_test_args, build_runner, load_config
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the dir to save the evaluation metrics')
+    parser.add_argument('--out', help='dump predictions to a pickle file')
+    parser.add_argument('--show-dir', help='directory where painted images are saved '
+                        '(for mmdet: under WORK_DIR/TIMESTAMP/)')
+    parser.add_argument('--tta', action='store_true', help='test-time augmentation')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = load_config(args.config, args.cfg_options, args.launcher)
+    apply_test_args(cfg, args.config, args.checkpoint, args.work_dir, args.out, args.show_dir,
+                    args.tta)
+    runner = build_runner(cfg)
+    if args.out:
+        add_dump_metric(runner, cfg.default_scope, args.out)
+    return runner.test()
+
+
+if __name__ == '__main__':
+    main()

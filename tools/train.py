@@ -1,0 +1,42 @@
+"""Train a model from an mmdet, mmseg or mmpretrain config (mmdetection's interface).
+
+    python tools/train.py configs/detection/faster-rcnn_scnet50_fpn_1x_coco.py
+"""
+import argparse
+import os
+
+from mmengine.config import DictAction
+
+from mmscnet.apis import apply_train_args, build_runner, load_config
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train a model')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the LR by the actual batch size (auto_scale_lr in the config)')
+    parser.add_argument('--resume', nargs='?', type=str, const='auto',
+                        help='resume from this checkpoint, or without a path from the latest '
+                        'checkpoint in the work dir')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value (e.g. '
+                        'train_dataloader.batch_size=4)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = load_config(args.config, args.cfg_options, args.launcher)
+    apply_train_args(cfg, args.config, args.work_dir, args.amp, args.auto_scale_lr, args.resume)
+    build_runner(cfg).train()
+
+
+if __name__ == '__main__':
+    main()

@@ -3,6 +3,7 @@
 They serve configs of mmdet, mmseg and mmpretrain alike: the config's
 ``default_scope`` says which library's registries build its parts.
 """
+import os
 import os.path as osp
 import warnings
 from copy import deepcopy
@@ -10,6 +11,24 @@ from copy import deepcopy
 from mmengine.config import Config, ConfigDict
 
 SCOPES = ('mmdet', 'mmseg', 'mmpretrain')
+
+
+def add_common_args(parser):
+    """--cfg-options, --launcher and --local-rank, shared by tools/train.py and tools/test.py."""
+    from mmengine.config import DictAction
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value (e.g. '
+                        'train_dataloader.batch_size=4)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK itself.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_tool_args(parser, argv):
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
 
 
 def load_config(path, cfg_options=None, launcher='none'):
@@ -108,6 +127,26 @@ def apply_test_args(cfg, config_path, checkpoint, work_dir=None, out=None, show_
         cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
     return cfg
+
+
+def released_classifier_state(cfg, checkpoint):
+    """For an mmpretrain config, a checkpoint in the authors' layout mapped to
+    mmpretrain's keys (backbone.*, head.fc.*); None for any other checkpoint."""
+    if cfg.default_scope != 'mmpretrain':
+        return None
+    from mmscnet.converters import is_released_layout, load_state_dict_file, \
+        released_to_mmpretrain
+    state_dict = load_state_dict_file(checkpoint)
+    return released_to_mmpretrain(state_dict) if is_released_layout(state_dict) else None
+
+
+def load_released_classifier(runner, state_dict):
+    """Load a mapped released checkpoint into the runner's model. mmengine logs
+    every key it could not place (missing or unexpected)."""
+    from mmengine.runner.checkpoint import load_state_dict
+    runner.logger.info('checkpoint in the SCNet release layout: mapped to backbone.* / head.fc.*')
+    model = getattr(runner.model, 'module', runner.model)  # a TTA wrapper holds it as .module
+    load_state_dict(model, state_dict, strict=False, logger=runner.logger)
 
 
 def build_runner(cfg):

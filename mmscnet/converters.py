@@ -76,3 +76,24 @@ def convert_mmpose_scnet(state_dict, depth=None):
         del converted[k]
     missing = [k for k in target if k not in converted]
     return converted, dict(skipped=skipped, unmapped=unmapped, missing=missing)
+
+
+# The authors' full ImageNet classifier (conv1 ... layer4, fc) inside
+# mmpretrain's ImageClassifier: backbone.* and head.fc.*. Applied in order.
+RELEASED_TO_MMPRETRAIN = ((r'^fc\.', 'head.fc.'), (r'^(?!head\.)', 'backbone.'))
+
+
+def is_released_layout(state_dict):
+    """True for a state dict in the authors' layout (top-level conv1 and layer1..)."""
+    return any(k in state_dict for k in ('conv1.weight', 'conv1.0.weight')) and \
+        any(k.startswith('layer1.0.scconv.') for k in state_dict)
+
+
+def released_to_mmpretrain(state_dict):
+    """Rename a released SCNet classifier's keys to mmpretrain's ImageClassifier."""
+    out = OrderedDict()
+    for key, value in state_dict.items():
+        for pattern, repl in RELEASED_TO_MMPRETRAIN:
+            key = re.sub(pattern, repl, key)
+        out[key] = value
+    return out

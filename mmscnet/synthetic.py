@@ -88,7 +88,8 @@ def _annotation(mask, name, keypoints):
     return ann
 
 
-def _image(rng, hw, max_objects):
+def _scene(rng, hw, max_objects, min_objects=1):
+    """An image and its objects as (class name, binary mask, keypoints or None)."""
     import cv2
     h, w = hw
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -98,8 +99,8 @@ def _image(rng, hw, max_objects):
     img += rng.normal(0, 8, size=img.shape)
     img = np.clip(img, 0, 255).astype(np.uint8)
     taken = np.zeros(hw, bool)
-    anns = []
-    for _ in range(rng.randint(1, max_objects + 1)):
+    objects = []
+    for _ in range(rng.randint(min_objects, max_objects + 1)):
         name = CLASSES[rng.randint(len(CLASSES))]
         for _attempt in range(20):
             size = rng.uniform(0.3, 0.5) * min(h, w) if name == 'person' else \
@@ -114,8 +115,8 @@ def _image(rng, hw, max_objects):
             continue
         taken |= mask.astype(bool)
         img[mask.astype(bool)] = _colour(rng, name)
-        anns.append(_annotation(mask, name, keypoints))
-    return img, anns
+        objects.append((name, mask, keypoints))
+    return img, objects
 
 
 def generate_toy_coco(out_dir, num_train=240, num_val=48, image_size=(160, 160), max_objects=3,
@@ -135,7 +136,8 @@ def generate_toy_coco(out_dir, num_train=240, num_val=48, image_size=(160, 160),
         os.makedirs(osp.join(out_dir, split), exist_ok=True)
         images, annotations = [], []
         for i in range(count):
-            img, anns = _image(rng, image_size, max_objects)
+            img, objects = _scene(rng, image_size, max_objects)
+            anns = [_annotation(mask, name, kps) for name, mask, kps in objects]
             file_name = f"{i:06d}.png"  # PNG: painted predictions keep the name
             cv2.imwrite(osp.join(out_dir, split, file_name), img)
             images.append(dict(id=i + 1, file_name=file_name, height=image_size[0],
@@ -147,3 +149,43 @@ def generate_toy_coco(out_dir, num_train=240, num_val=48, image_size=(160, 160),
             json.dump(dict(info=dict(description=f'mmscnet toy COCO, seed {seed}'),
                            images=images, annotations=annotations, categories=categories), f)
     return paths
+
+
+def generate_toy_segmentation(out_dir, num_train=64, num_val=16, image_size=(128, 128),
+                              max_objects=3, seed=0):
+    """Semantic segmentation in mmseg's folder layout.
+
+    ``{out_dir}/img_dir/{split}/*.png`` and ``{out_dir}/ann_dir/{split}/*.png``
+    whose pixels are 0 (background) or 1 + the index of the class in CLASSES.
+    """
+    import cv2
+    for split, count, split_seed in (('train', num_train, seed), ('val', num_val, seed + 1)):
+        rng = np.random.RandomState(split_seed)
+        for sub in ('img_dir', 'ann_dir'):
+            os.makedirs(osp.join(out_dir, sub, split), exist_ok=True)
+        for i in range(count):
+            img, objects = _scene(rng, image_size, max_objects)
+            label = np.zeros(image_size, np.uint8)
+            for name, mask, _ in objects:
+                label[mask.astype(bool)] = CLASSES.index(name) + 1
+            cv2.imwrite(osp.join(out_dir, 'img_dir', split, f'{i:06d}.png'), img)
+            cv2.imwrite(osp.join(out_dir, 'ann_dir', split, f'{i:06d}.png'), label)
+    return ('background', ) + CLASSES
+
+
+def generate_toy_classification(out_dir, num_train=60, num_val=30, image_size=(64, 64), seed=0):
+    """One object per image, in mmpretrain's CustomDataset folder layout:
+    ``{out_dir}/{split}/{class}/*.png`` (classes balanced, in CLASSES order)."""
+    import cv2
+    for split, count, split_seed in (('train', num_train, seed), ('val', num_val, seed + 1)):
+        rng = np.random.RandomState(split_seed)
+        for name in CLASSES:
+            os.makedirs(osp.join(out_dir, split, name), exist_ok=True)
+        made = 0
+        while made < count:
+            img, objects = _scene(rng, image_size, 1, min_objects=1)
+            if not objects or objects[0][0] != CLASSES[made % len(CLASSES)]:
+                continue  # keep the classes balanced
+            cv2.imwrite(osp.join(out_dir, split, objects[0][0], f'{made:06d}.png'), img)
+            made += 1
+    return CLASSES

@@ -23,3 +23,10 @@ def _quiet_and_deterministic():
 def rel_diff(a, b):
     """max |a - b| / max |b|: the relative max difference the parity items use."""
     return ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item()
+
+
+def cfg_options_argv(opts):
+    """--cfg-options arguments as a user would type them (tuples as (a,b))."""
+    def fmt(v):
+        return '(' + ','.join(map(str, v)) + ')' if isinstance(v, tuple) else str(v)
+    return ['--cfg-options'] + [f'{k}={fmt(v)}' for k, v in opts.items()]

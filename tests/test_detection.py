@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import cfg_options_argv
 from mmengine.config import Config
 
 from mmscnet.checkpoint import load_from_local
@@ -58,12 +59,6 @@ def data_options(config, root, scale=(128, 128)):
     return opts
 
 
-def _as_argv(opts):
-    def fmt(v):
-        return '(' + ','.join(map(str, v)) + ')' if isinstance(v, tuple) else str(v)
-    return ['--cfg-options'] + [f'{k}={fmt(v)}' for k, v in opts.items()]
-
-
 def test_every_config_builds_its_model():
     from mmengine.registry import init_default_scope
     configs = sorted(glob.glob(str(REPO / 'configs/**/*.py'), recursive=True))
@@ -87,7 +82,7 @@ def test_detection_config_trains_one_iteration_and_validates(config, toy, tmp_pa
         cfg_path_opts['train_dataloader.dataset.times'] = 1
     # The released ImageNet weights cannot be downloaded here: start from random init.
     cfg_path_opts['model.backbone.init_cfg'] = None
-    train_tool.main([config, '--work-dir', str(tmp_path)] + _as_argv(cfg_path_opts))
+    train_tool.main([config, '--work-dir', str(tmp_path)] + cfg_options_argv(cfg_path_opts))
     ckpt = (tmp_path / 'last_checkpoint').read_text().strip()
     assert ckpt.endswith('epoch_1.pth')
     state = load_from_local(ckpt)['state_dict']
@@ -110,14 +105,14 @@ def test_train_checkpoint_test_resume_end_to_end(toy, tmp_path):
     sched = {'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1,
              'train_dataloader.batch_size': 2}
     out = _run(['tools/train.py', TOY_CONFIG, '--work-dir', str(work)] +
-               _as_argv(dict(opts, **sched)))
+               cfg_options_argv(dict(opts, **sched)))
     assert out.returncode == 0, out.stderr[-3000:]
     ckpt = work / 'epoch_1.pth'
     assert ckpt.is_file()
 
     # tools/test.py on mmengine's own checkpoint (weights_only loading), COCO metrics printed.
     out = _run(['tools/test.py', TOY_CONFIG, str(ckpt), '--work-dir', str(work),
-                '--out', str(tmp_path / 'preds.pkl'), '--show-dir', 'painted'] + _as_argv(opts))
+                '--out', str(tmp_path / 'preds.pkl'), '--show-dir', 'painted'] + cfg_options_argv(opts))
     assert out.returncode == 0, out.stderr[-3000:]
     log = out.stdout + out.stderr
     assert 'coco/bbox_mAP_50' in log and 'coco/segm_mAP' in log
@@ -150,7 +145,7 @@ def test_swap_backbone_in_mmdet_packaged_config(toy, tmp_path):
         "                           frozen_stages=1, norm_eval=True))\n")
     opts = dict(data_options(str(config), toy), **{'train_cfg.max_epochs': 1,
                                                    'train_cfg.val_interval': 2})
-    train_tool.main([str(config), '--work-dir', str(tmp_path / 'w')] + _as_argv(opts))
+    train_tool.main([str(config), '--work-dir', str(tmp_path / 'w')] + cfg_options_argv(opts))
     state = load_from_local(str(tmp_path / 'w' / 'epoch_1.pth'))['state_dict']
     assert 'backbone.layer1.0.scconv.k3.0.weight' in state
 
@@ -167,7 +162,7 @@ def test_checkpoint_with_pickle_payload_is_refused(toy, tmp_path):
     with pytest.raises(ValueError, match=r'cannot load checkpoint .*evil.pth: it contains '
                        r'objects outside the allowed checkpoint types'):
         test_tool.main([TOY_CONFIG, str(evil), '--work-dir', str(tmp_path / 'w')] +
-                       _as_argv(data_options(TOY_CONFIG, toy)))
+                       cfg_options_argv(data_options(TOY_CONFIG, toy)))
     assert not marker.exists()
 
 
@@ -177,7 +172,7 @@ def test_truncated_and_missing_checkpoints_give_clear_errors(toy, tmp_path):
     torch.save({'state_dict': SCNet(depth=50).state_dict()}, good)
     cut = tmp_path / 'cut.pth'
     cut.write_bytes(good.read_bytes()[:4096])
-    argv = ['--work-dir', str(tmp_path / 'w')] + _as_argv(data_options(TOY_CONFIG, toy))
+    argv = ['--work-dir', str(tmp_path / 'w')] + cfg_options_argv(data_options(TOY_CONFIG, toy))
     with pytest.raises(ValueError, match=r'cannot load checkpoint .*cut.pth: the file is truncated'):
         test_tool.main([TOY_CONFIG, str(cut)] + argv)
     with pytest.raises(FileNotFoundError, match='checkpoint not found: .*nope.pth'):

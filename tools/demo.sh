@@ -9,7 +9,7 @@ CONFIG=configs/detection/toy/mask-rcnn_scnet50_fpn_toy-coco.py
 # A new work dir per run: an earlier run's checkpoints are never overwritten.
 WORK_DIR=${WORK_DIR:-work_dirs/demo-$(date +%Y%m%d-%H%M%S)}
 
-[ -f data/toy_coco/annotations/instances_val.json ] || $PY tools/misc/generate_toy_coco.py data/toy_coco
+[ -f data/toy_coco/annotations/instances_val.json ] || $PY tools/misc/generate_toy_data.py coco data/toy_coco
 start=$(date +%s)
 $PY tools/train.py "$CONFIG" --work-dir "$WORK_DIR"
 $PY tools/test.py "$CONFIG" "$(cat "$WORK_DIR/last_checkpoint")" --work-dir "$WORK_DIR" \

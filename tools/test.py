@@ -3,11 +3,10 @@
     python tools/test.py configs/detection/mask-rcnn_scnet50_fpn_1x_coco.py CHECKPOINT
 """
 import argparse
-import os
 
-from mmengine.config import DictAction
-
-from mmscnet.apis import add_dump_metric, apply_test_args, build_runner, load_config
+from mmscnet.apis import (add_common_args, add_dump_metric, apply_test_args, build_runner,
+                          load_config, load_released_classifier, parse_tool_args,
+                          released_classifier_state)
 
 
 def parse_args(argv=None):
@@ -19,14 +18,8 @@ def parse_args(argv=None):
     parser.add_argument('--show-dir', help='directory where painted images are saved '
                         '(for mmdet: under WORK_DIR/TIMESTAMP/)')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_common_args(parser)
+    return parse_tool_args(parser, argv)
 
 
 def main(argv=None):
@@ -34,7 +27,13 @@ def main(argv=None):
     cfg = load_config(args.config, args.cfg_options, args.launcher)
     apply_test_args(cfg, args.config, args.checkpoint, args.work_dir, args.out, args.show_dir,
                     args.tta)
+    # The authors' ImageNet checkpoints (conv1.*, fc.*) evaluate as they are.
+    released = released_classifier_state(cfg, args.checkpoint)
+    if released is not None:
+        cfg.load_from = None
     runner = build_runner(cfg)
+    if released is not None:
+        load_released_classifier(runner, released)
     if args.out:
         add_dump_metric(runner, cfg.default_scope, args.out)
     return runner.test()

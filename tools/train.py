@@ -3,11 +3,9 @@
     python tools/train.py configs/detection/faster-rcnn_scnet50_fpn_1x_coco.py
 """
 import argparse
-import os
 
-from mmengine.config import DictAction
-
-from mmscnet.apis import apply_train_args, build_runner, load_config
+from mmscnet.apis import (add_common_args, apply_train_args, build_runner, load_config,
+                          parse_tool_args)
 
 
 def parse_args(argv=None):
@@ -20,15 +18,8 @@ def parse_args(argv=None):
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from this checkpoint, or without a path from the latest '
                         'checkpoint in the work dir')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value (e.g. '
-                        'train_dataloader.batch_size=4)')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_common_args(parser)
+    return parse_tool_args(parser, argv)
 
 
 def main(argv=None):

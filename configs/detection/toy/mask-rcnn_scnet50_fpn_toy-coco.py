@@ -1,5 +1,5 @@
 # The real Mask R-CNN SCNet-50 config, pointed at the generated toy COCO set
-# (tools/misc/generate_toy_coco.py) so that it trains on a CPU in minutes.
+# (tools/misc/generate_toy_data.py coco) so that it trains on a CPU in minutes.
 # Changed: data paths and classes, image scale (160), schedule, and -- since
 # no ImageNet weights can be downloaded offline -- the backbone trains from
 # scratch with all stages and BN statistics trainable.

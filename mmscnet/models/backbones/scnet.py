@@ -46,6 +46,12 @@ class CalibrationPool(nn.Module):
     detector on a small image -- give a 1-pixel summary instead of crashing.
     Wherever the map is at least r x r this is exactly the released
     ``nn.AvgPool2d(r, r)`` (or ``nn.MaxPool2d(r, r)``).
+
+    One case stays as in PyTorch: training with batch statistics
+    (``norm_eval=False``) on a batch of ONE image whose map pools to 1x1 gives
+    K2's BatchNorm a single value per channel, which it cannot normalise
+    ("Expected more than 1 value per channel"). Use two or more images per
+    GPU, ``norm_eval=True`` (mmdet's default) or GN there.
     """
 
     def __init__(self, pooling_r, pooling_type='avg'):

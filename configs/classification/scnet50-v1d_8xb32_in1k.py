@@ -1,0 +1,3 @@
+_base_ = 'mmpretrain::resnet/resnet50_8xb32-lbs_in1k.py'
+
+model = dict(backbone=dict(type='mmscnet.SCNetV1d'))

@@ -1,0 +1,6 @@
+_base_ = './upernet_scnet50_4xb4-160k_ade20k-512x512.py'
+
+model = dict(
+    backbone=dict(
+        depth=101,
+        init_cfg=dict(type='Pretrained', checkpoint='https://backseason.oss-cn-beijing.aliyuncs.com/scnet/scnet101-44c5b751.pth')))

@@ -1,0 +1,212 @@
+"""Semantic segmentation (mmseg) and ImageNet classification (mmpretrain) configs on
+generated toy data, released-checkpoint evaluation, and the paper's ablations."""
+import glob
+import os.path as osp
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import cfg_options_argv, rel_diff
+from mmengine.config import Config
+from reference_scnet import RefSCNet, randomize_
+
+from mmscnet.synthetic import generate_toy_classification, generate_toy_segmentation
+
+REPO = Path(__file__).resolve().parents[1]
+SEG_CONFIGS = sorted(glob.glob(str(REPO / 'configs/segmentation/*.py')))
+CLS_CONFIGS = sorted(glob.glob(str(REPO / 'configs/classification/**/*_in1k.py'), recursive=True))
+SEG_TOY = str(REPO / 'configs/segmentation/toy/deeplabv3_scnet50-d8_toy-seg.py')
+CLS_TOY = str(REPO / 'configs/classification/toy/scnet50_toy-cls.py')
+sys.path.insert(0, str(REPO / 'tools'))
+import train as train_tool  # noqa: E402
+
+
+@pytest.fixture(scope='module')
+def toy_seg(tmp_path_factory):
+    root = tmp_path_factory.mktemp('toy_seg')
+    generate_toy_segmentation(str(root), num_train=4, num_val=2, image_size=(96, 96))
+    return str(root)
+
+
+@pytest.fixture(scope='module')
+def toy_cls(tmp_path_factory):
+    root = tmp_path_factory.mktemp('toy_cls')
+    generate_toy_classification(str(root), num_train=6, num_val=6, image_size=(64, 64))
+    return str(root)
+
+
+def seg_options(config, root, size=64):
+    """Data paths, file suffixes and image size only; the dataset class stays."""
+    cfg = Config.fromfile(config)
+    opts = {'model.data_preprocessor.size': (size, size)}
+    for loader, split in (('train_dataloader', 'train'), ('val_dataloader', 'val'),
+                          ('test_dataloader', 'val')):
+        ds = cfg[loader]['dataset']
+        key = f'{loader}.dataset'
+        opts.update({f'{key}.data_root': root, f'{key}.img_suffix': '.png',
+                     f'{key}.seg_map_suffix': '.png',
+                     f'{key}.data_prefix.img_path': f'img_dir/{split}',
+                     f'{key}.data_prefix.seg_map_path': f'ann_dir/{split}'})
+        for i, t in enumerate(ds['pipeline']):
+            if t['type'] in ('RandomResize', 'Resize'):
+                opts[f'{key}.pipeline.{i}.scale'] = (2 * size, 2 * size)
+            if t['type'] == 'RandomCrop':
+                opts[f'{key}.pipeline.{i}.crop_size'] = (size, size)
+    return opts
+
+
+def cls_options(config, root, size=64):
+    cfg = Config.fromfile(config)
+    opts = {}
+    for loader, split in (('train_dataloader', 'train'), ('val_dataloader', 'val'),
+                          ('test_dataloader', 'val')):
+        key = f'{loader}.dataset'
+        opts.update({f'{key}.data_root': root, f'{key}.split': split})
+        for i, t in enumerate(cfg[loader]['dataset']['pipeline']):
+            if t['type'] in ('RandomResizedCrop', 'ResizeEdge'):
+                opts[f'{key}.pipeline.{i}.scale'] = size
+            if t['type'] == 'CenterCrop':
+                opts[f'{key}.pipeline.{i}.crop_size'] = size
+    return opts
+
+
+def _val_ran(work_dir):
+    logs = glob.glob(str(Path(work_dir) / '*' / '*.log'))
+    return logs and re.search(r'(Iter|Epoch)\(val\) \[\d+\]\[(\d+)/\2\]', Path(logs[0]).read_text())
+
+
+@pytest.mark.parametrize('config', SEG_CONFIGS, ids=[osp.basename(c) for c in SEG_CONFIGS])
+def test_segmentation_config_trains_one_iteration_and_validates(config, toy_seg, tmp_path):
+    opts = seg_options(config, toy_seg)
+    opts.update({'train_cfg.max_iters': 1, 'train_cfg.val_interval': 1,
+                 'model.backbone.init_cfg': None})  # no ImageNet download here
+    train_tool.main([config, '--work-dir', str(tmp_path)] + cfg_options_argv(opts))
+    assert (tmp_path / 'iter_1.pth').is_file() or (tmp_path / 'last_checkpoint').is_file()
+    assert _val_ran(tmp_path)
+
+
+@pytest.mark.parametrize('config', CLS_CONFIGS, ids=[osp.basename(c) for c in CLS_CONFIGS])
+def test_classification_config_trains_one_iteration_and_validates(config, toy_cls, tmp_path):
+    opts = cls_options(config, toy_cls)
+    opts.update({'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1,
+                 'train_dataloader.dataset.indices': 2, 'train_dataloader.batch_size': 2})
+    train_tool.main([config, '--work-dir', str(tmp_path)] + cfg_options_argv(opts))
+    assert (tmp_path / 'epoch_1.pth').is_file()
+    assert _val_ran(tmp_path)
+
+
+def _run(args):
+    return subprocess.run([sys.executable] + args, capture_output=True, text=True, cwd=REPO)
+
+
+def test_segmentation_train_then_test_prints_miou(toy_seg, tmp_path):
+    opts = seg_options(SEG_TOY, toy_seg)
+    out = _run(['tools/train.py', SEG_TOY, '--work-dir', str(tmp_path)] +
+               cfg_options_argv(dict(opts, **{'train_cfg.max_iters': 4, 'train_cfg.val_interval': 4,
+                                   'default_hooks.checkpoint.interval': 4})))
+    assert out.returncode == 0, out.stderr[-3000:]
+    out = _run(['tools/test.py', SEG_TOY, str(tmp_path / 'iter_4.pth'), '--work-dir',
+                str(tmp_path)] + cfg_options_argv(opts))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert re.search(r'mIoU: \d+\.\d+', out.stdout + out.stderr)
+
+
+def test_classification_train_then_test_prints_top1(toy_cls, tmp_path):
+    opts = cls_options(CLS_TOY, toy_cls)
+    out = _run(['tools/train.py', CLS_TOY, '--work-dir', str(tmp_path)] +
+               cfg_options_argv(dict(opts, **{'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1,
+                                   'default_hooks.checkpoint.interval': 1})))
+    assert out.returncode == 0, out.stderr[-3000:]
+    out = _run(['tools/test.py', CLS_TOY, str(tmp_path / 'epoch_1.pth'), '--work-dir',
+                str(tmp_path)] + cfg_options_argv(opts))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert re.search(r'accuracy/top1: \d+\.\d+', out.stdout + out.stderr)
+
+
+RELEASED = {
+    'scnet50_8xb32_in1k.py': dict(layers=(3, 4, 6, 3)),
+    'scnet50-v1d_8xb32_in1k.py': dict(layers=(3, 4, 6, 3), v1d=True, stem_width=32),
+}
+
+
+@pytest.mark.parametrize('name', RELEASED)
+def test_released_classifier_logits_match_reference(name, toy_cls, tmp_path):
+    from mmscnet.apis import (apply_test_args, build_runner, load_config,
+                              load_released_classifier, released_classifier_state)
+    config = str(REPO / 'configs/classification' / name)
+    ref = randomize_(RefSCNet(**RELEASED[name]), seed=2).eval()
+    ckpt = tmp_path / 'released.pth'
+    torch.save(ref.state_dict(), ckpt)  # the authors' layout: conv1.*, layer*, fc.*
+
+    cfg = load_config(config, cls_options(config, toy_cls))
+    apply_test_args(cfg, config, str(ckpt), work_dir=str(tmp_path))
+    state = released_classifier_state(cfg, str(ckpt))
+    assert state is not None and 'head.fc.weight' in state and 'backbone.conv1.bn' not in state
+    runner = build_runner(cfg)
+    load_released_classifier(runner, state)
+    model = runner.model.eval()
+    assert set(model.state_dict()) == set(state)  # every tensor placed, nothing left over
+    x = torch.randn(2, 3, 160, 160)
+    with torch.no_grad():
+        logits, expected = model(x, mode='tensor'), ref(x)
+    assert logits.shape == (2, 1000)
+    assert rel_diff(logits, expected) <= 1e-5
+
+
+def test_tools_test_evaluates_released_checkpoint(toy_cls, tmp_path):
+    config = str(REPO / 'configs/classification/scnet50_8xb32_in1k.py')
+    ref = randomize_(RefSCNet(), seed=3)
+    ckpt = tmp_path / 'scnet50-release-layout.pth'
+    torch.save(ref.state_dict(), ckpt)
+    out = _run(['tools/test.py', config, str(ckpt), '--work-dir', str(tmp_path)] +
+               cfg_options_argv(cls_options(config, toy_cls)))
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log[-3000:]
+    assert 'mapped to backbone.* / head.fc.*' in log
+    assert 'missing keys' not in log and 'unexpected key' not in log
+    assert re.search(r'accuracy/top1: \d+\.\d+', log)
+
+
+def test_released_to_mmpretrain_converter_tool(tmp_path):
+    ref = RefSCNet()
+    src, dst = tmp_path / 'src.pth', tmp_path / 'dst.pth'
+    torch.save(ref.state_dict(), src)
+    out = _run(['tools/model_converters/scnet2mmpretrain.py', str(src), str(dst)])
+    assert out.returncode == 0, out.stderr
+    converted = torch.load(dst, weights_only=True)['state_dict']
+    assert torch.equal(converted['head.fc.weight'], ref.fc.weight)
+    assert torch.equal(converted['backbone.layer3.5.scconv.k4.1.running_var'],
+                       ref.layer3[5].scconv.k4[1].running_var)
+    out = _run(['tools/model_converters/scnet2mmpretrain.py', str(dst), str(tmp_path / 'x.pth')])
+    assert out.returncode == 2 and 'not in the released SCNet layout' in out.stderr
+
+
+ABLATIONS = {
+    'scnet50_8xb32_in1k.py': (4, 'avg', True, 'nearest'),
+    'ablations/scnet50-pool-r2_8xb32_in1k.py': (2, 'avg', True, 'nearest'),
+    'ablations/scnet50-pool-r8_8xb32_in1k.py': (8, 'avg', True, 'nearest'),
+    'ablations/scnet50-maxpool_8xb32_in1k.py': (4, 'max', True, 'nearest'),
+    'ablations/scnet50-noidentity_8xb32_in1k.py': (4, 'avg', False, 'nearest'),
+    'ablations/scnet50-bilinear_8xb32_in1k.py': (4, 'avg', True, 'bilinear'),
+}
+
+
+@pytest.mark.parametrize('name', ABLATIONS)
+def test_ablation_configs_build_the_named_scconv(name):
+    from mmpretrain.registry import MODELS
+    from mmscnet.models import SCConv
+    model = MODELS.build(Config.fromfile(str(REPO / 'configs/classification' / name)).model)
+    scconvs = [m for m in model.modules() if isinstance(m, SCConv)]
+    assert len(scconvs) == 16
+    r, pooling_type, identity, up = ABLATIONS[name]
+    for m in scconvs:
+        pool = m.k2[0]
+        assert (pool.pooling_r, pool.pooling_type) == (r, pooling_type)
+        assert m.with_identity is identity and m.upsample_mode == up
+    # and the difference shows in the computation: r sets the calibration map size
+    with torch.no_grad():
+        assert scconvs[0].k2(torch.rand(1, 32, 16, 16)).shape[-1] == 16 // r
+

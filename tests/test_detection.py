@@ -45,6 +45,10 @@ def data_options(config, root, scale=(128, 128)):
     for loader, split in (('train_dataloader', 'train'), ('val_dataloader', 'val'),
                           ('test_dataloader', 'val')):
         key, ds = _dataset_keys(cfg, loader)
+        # In-process loading: worker processes cost more than they save on a
+        # few tiny images, and persistent ones outlive each test.
+        opts[f'{loader}.num_workers'] = 0
+        opts[f'{loader}.persistent_workers'] = False
         opts[f'{key}.data_root'] = root + '/'
         opts[f'{key}.ann_file'] = f'annotations/instances_{split}.json'
         opts[f'{key}.data_prefix.img'] = f'{split}/'

@@ -113,12 +113,16 @@ def apply_test_args(cfg, config_path, checkpoint, work_dir=None, out=None, show_
         if hook is None:
             raise ValueError(f'{config_path}: --show-dir needs default_hooks.visualization')
         if scope == 'mmdet':
-            hook.update(draw=True, test_out_dir=show_dir)  # under work_dir/<timestamp>/
-        elif scope == 'mmseg':
-            hook.update(draw=True)
-            cfg.visualizer.save_dir = show_dir
+            hook.update(draw=True, test_out_dir=show_dir)  # the hook puts it under work_dir/<time>/
         else:
-            hook.update(enable=True, out_dir=show_dir)
+            # Relative paths go under the work dir here too, never into the cwd.
+            show_dir = osp.join(cfg.work_dir, show_dir)
+            if scope == 'mmseg':
+                # mmseg's hook otherwise paints only every 50th image
+                hook.update(draw=True, interval=1)
+                cfg.visualizer.save_dir = show_dir
+            else:
+                hook.update(enable=True, interval=1, out_dir=show_dir)
     if tta:
         if scope == 'mmdet':
             _default_det_tta(cfg)

@@ -120,9 +120,10 @@ def test_segmentation_train_then_test_prints_miou(toy_seg, tmp_path):
                                    'default_hooks.checkpoint.interval': 4})))
     assert out.returncode == 0, out.stderr[-3000:]
     out = _run(['tools/test.py', SEG_TOY, str(tmp_path / 'iter_4.pth'), '--work-dir',
-                str(tmp_path)] + cfg_options_argv(opts))
+                str(tmp_path), '--show-dir', str(tmp_path / 'painted')] + cfg_options_argv(opts))
     assert out.returncode == 0, out.stderr[-3000:]
     assert re.search(r'mIoU: \d+\.\d+', out.stdout + out.stderr)
+    assert len(glob.glob(str(tmp_path / 'painted' / '**' / '*.png'), recursive=True)) == 2
 
 
 def test_classification_train_then_test_prints_top1(toy_cls, tmp_path):
@@ -132,9 +133,10 @@ def test_classification_train_then_test_prints_top1(toy_cls, tmp_path):
                                    'default_hooks.checkpoint.interval': 1})))
     assert out.returncode == 0, out.stderr[-3000:]
     out = _run(['tools/test.py', CLS_TOY, str(tmp_path / 'epoch_1.pth'), '--work-dir',
-                str(tmp_path)] + cfg_options_argv(opts))
+                str(tmp_path), '--show-dir', 'painted'] + cfg_options_argv(opts))
     assert out.returncode == 0, out.stderr[-3000:]
     assert re.search(r'accuracy/top1: \d+\.\d+', out.stdout + out.stderr)
+    assert len(glob.glob(str(tmp_path / 'painted' / '*.png'))) == 6  # under the work dir
 
 
 RELEASED = {

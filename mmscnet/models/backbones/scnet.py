@@ -38,6 +38,13 @@ def _choice(name, value, accepted):
         raise ValueError(f'{name} must be one of {accepted}, got {value!r}')
 
 
+def _check_calibration_args(pooling_r, pooling_type, upsample_mode):
+    if not isinstance(pooling_r, int) or isinstance(pooling_r, bool) or pooling_r < 1:
+        raise ValueError(f'pooling_r must be an integer >= 1, got {pooling_r!r}')
+    _choice('pooling_type', pooling_type, POOLING_TYPES)
+    _choice('upsample_mode', upsample_mode, UPSAMPLE_MODES)
+
+
 class CalibrationPool(nn.Module):
     """Pool_r of the paper: a non-overlapping r x r window (kernel = stride = r).
 
@@ -98,10 +105,7 @@ class SCConv(nn.Module):
                  conv_cfg=None,
                  norm_cfg=dict(type='BN')):
         super().__init__()
-        if not isinstance(pooling_r, int) or isinstance(pooling_r, bool) or pooling_r < 1:
-            raise ValueError(f'pooling_r must be an integer >= 1, got {pooling_r!r}')
-        _choice('pooling_type', pooling_type, POOLING_TYPES)
-        _choice('upsample_mode', upsample_mode, UPSAMPLE_MODES)
+        _check_calibration_args(pooling_r, pooling_type, upsample_mode)
         self.with_identity = with_identity
         self.upsample_mode = upsample_mode
 
@@ -317,11 +321,9 @@ class SCNet(BaseModule):
                 dict(type='Kaiming', layer='Conv2d'),
                 dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])
             ]
-        # Build SCConv once here so that bad calibration arguments fail early
-        # with SCConv's message, before any stage is built.
+        _check_calibration_args(pooling_r, pooling_type, upsample_mode)
         self.sc_kwargs = dict(pooling_r=pooling_r, pooling_type=pooling_type,
                               with_identity=with_identity, upsample_mode=upsample_mode)
-        SCConv(1, norm_cfg=dict(type='BN'), **self.sc_kwargs)
 
         self.depth = depth
         self.in_channels = in_channels

@@ -1,11 +1,15 @@
 import logging
 import os
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
+REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, os.path.dirname(__file__))  # reference_scnet and other test helpers
+sys.path.insert(0, str(REPO / 'tools'))  # tools/train.py and tools/test.py as modules
 
 
 @pytest.fixture(autouse=True)
@@ -30,3 +34,8 @@ def cfg_options_argv(opts):
     def fmt(v):
         return '(' + ','.join(map(str, v)) + ')' if isinstance(v, tuple) else str(v)
     return ['--cfg-options'] + [f'{k}={fmt(v)}' for k, v in opts.items()]
+
+
+def run_tool(args):
+    """Run a repository tool in a fresh interpreter, as a user would."""
+    return subprocess.run([sys.executable] + args, capture_output=True, text=True, cwd=REPO)

@@ -3,22 +3,18 @@ import glob
 import os
 import os.path as osp
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import cfg_options_argv
+from conftest import REPO, cfg_options_argv, run_tool
 from mmengine.config import Config
 
 from mmscnet.checkpoint import load_from_local
 from mmscnet.synthetic import generate_toy_coco
 
-REPO = Path(__file__).resolve().parents[1]
 DET_CONFIGS = sorted(glob.glob(str(REPO / 'configs/detection/*.py')))
 TOY_CONFIG = str(REPO / 'configs/detection/toy/mask-rcnn_scnet50_fpn_toy-coco.py')
-sys.path.insert(0, str(REPO / 'tools'))
 import test as test_tool  # noqa: E402
 import train as train_tool  # noqa: E402
 
@@ -97,25 +93,20 @@ def test_detection_config_trains_one_iteration_and_validates(config, toy, tmp_pa
     assert logs and re.search(r'Epoch\(val\) \[1\]\[(\d+)/\1\]', Path(logs[0]).read_text())
 
 
-def _run(args, **kw):
-    out = subprocess.run([sys.executable] + args, capture_output=True, text=True, cwd=REPO, **kw)
-    return out
-
-
 def test_train_checkpoint_test_resume_end_to_end(toy, tmp_path):
     work = tmp_path / 'work'
     opts = data_options(TOY_CONFIG, toy)
     # 4 images at batch 2: 2 iterations an epoch.
     sched = {'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1,
              'train_dataloader.batch_size': 2}
-    out = _run(['tools/train.py', TOY_CONFIG, '--work-dir', str(work)] +
+    out = run_tool(['tools/train.py', TOY_CONFIG, '--work-dir', str(work)] +
                cfg_options_argv(dict(opts, **sched)))
     assert out.returncode == 0, out.stderr[-3000:]
     ckpt = work / 'epoch_1.pth'
     assert ckpt.is_file()
 
     # tools/test.py on mmengine's own checkpoint (weights_only loading), COCO metrics printed.
-    out = _run(['tools/test.py', TOY_CONFIG, str(ckpt), '--work-dir', str(work),
+    out = run_tool(['tools/test.py', TOY_CONFIG, str(ckpt), '--work-dir', str(work),
                 '--out', str(tmp_path / 'preds.pkl'), '--show-dir', 'painted'] + cfg_options_argv(opts))
     assert out.returncode == 0, out.stderr[-3000:]
     log = out.stdout + out.stderr

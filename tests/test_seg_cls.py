@@ -3,24 +3,20 @@ generated toy data, released-checkpoint evaluation, and the paper's ablations.""
 import glob
 import os.path as osp
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import cfg_options_argv, rel_diff
+from conftest import REPO, cfg_options_argv, rel_diff, run_tool
 from mmengine.config import Config
 from reference_scnet import RefSCNet, randomize_
 
 from mmscnet.synthetic import generate_toy_classification, generate_toy_segmentation
 
-REPO = Path(__file__).resolve().parents[1]
 SEG_CONFIGS = sorted(glob.glob(str(REPO / 'configs/segmentation/*.py')))
 CLS_CONFIGS = sorted(glob.glob(str(REPO / 'configs/classification/**/*_in1k.py'), recursive=True))
 SEG_TOY = str(REPO / 'configs/segmentation/toy/deeplabv3_scnet50-d8_toy-seg.py')
 CLS_TOY = str(REPO / 'configs/classification/toy/scnet50_toy-cls.py')
-sys.path.insert(0, str(REPO / 'tools'))
 import train as train_tool  # noqa: E402
 
 
@@ -109,17 +105,13 @@ def test_classification_config_trains_one_iteration_and_validates(config, toy_cl
     assert _val_ran(tmp_path)
 
 
-def _run(args):
-    return subprocess.run([sys.executable] + args, capture_output=True, text=True, cwd=REPO)
-
-
 def test_segmentation_train_then_test_prints_miou(toy_seg, tmp_path):
     opts = seg_options(SEG_TOY, toy_seg)
-    out = _run(['tools/train.py', SEG_TOY, '--work-dir', str(tmp_path)] +
+    out = run_tool(['tools/train.py', SEG_TOY, '--work-dir', str(tmp_path)] +
                cfg_options_argv(dict(opts, **{'train_cfg.max_iters': 4, 'train_cfg.val_interval': 4,
                                    'default_hooks.checkpoint.interval': 4})))
     assert out.returncode == 0, out.stderr[-3000:]
-    out = _run(['tools/test.py', SEG_TOY, str(tmp_path / 'iter_4.pth'), '--work-dir',
+    out = run_tool(['tools/test.py', SEG_TOY, str(tmp_path / 'iter_4.pth'), '--work-dir',
                 str(tmp_path), '--show-dir', str(tmp_path / 'painted')] + cfg_options_argv(opts))
     assert out.returncode == 0, out.stderr[-3000:]
     assert re.search(r'mIoU: \d+\.\d+', out.stdout + out.stderr)
@@ -128,11 +120,11 @@ def test_segmentation_train_then_test_prints_miou(toy_seg, tmp_path):
 
 def test_classification_train_then_test_prints_top1(toy_cls, tmp_path):
     opts = cls_options(CLS_TOY, toy_cls)
-    out = _run(['tools/train.py', CLS_TOY, '--work-dir', str(tmp_path)] +
+    out = run_tool(['tools/train.py', CLS_TOY, '--work-dir', str(tmp_path)] +
                cfg_options_argv(dict(opts, **{'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1,
                                    'default_hooks.checkpoint.interval': 1})))
     assert out.returncode == 0, out.stderr[-3000:]
-    out = _run(['tools/test.py', CLS_TOY, str(tmp_path / 'epoch_1.pth'), '--work-dir',
+    out = run_tool(['tools/test.py', CLS_TOY, str(tmp_path / 'epoch_1.pth'), '--work-dir',
                 str(tmp_path), '--show-dir', 'painted'] + cfg_options_argv(opts))
     assert out.returncode == 0, out.stderr[-3000:]
     assert re.search(r'accuracy/top1: \d+\.\d+', out.stdout + out.stderr)
@@ -174,7 +166,7 @@ def test_tools_test_evaluates_released_checkpoint(toy_cls, tmp_path):
     ref = randomize_(RefSCNet(), seed=3)
     ckpt = tmp_path / 'scnet50-release-layout.pth'
     torch.save(ref.state_dict(), ckpt)
-    out = _run(['tools/test.py', config, str(ckpt), '--work-dir', str(tmp_path)] +
+    out = run_tool(['tools/test.py', config, str(ckpt), '--work-dir', str(tmp_path)] +
                cfg_options_argv(cls_options(config, toy_cls)))
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-3000:]
@@ -187,13 +179,13 @@ def test_released_to_mmpretrain_converter_tool(tmp_path):
     ref = RefSCNet()
     src, dst = tmp_path / 'src.pth', tmp_path / 'dst.pth'
     torch.save(ref.state_dict(), src)
-    out = _run(['tools/model_converters/scnet2mmpretrain.py', str(src), str(dst)])
+    out = run_tool(['tools/model_converters/scnet2mmpretrain.py', str(src), str(dst)])
     assert out.returncode == 0, out.stderr
     converted = torch.load(dst, weights_only=True)['state_dict']
     assert torch.equal(converted['head.fc.weight'], ref.fc.weight)
     assert torch.equal(converted['backbone.layer3.5.scconv.k4.1.running_var'],
                        ref.layer3[5].scconv.k4[1].running_var)
-    out = _run(['tools/model_converters/scnet2mmpretrain.py', str(dst), str(tmp_path / 'x.pth')])
+    out = run_tool(['tools/model_converters/scnet2mmpretrain.py', str(dst), str(tmp_path / 'x.pth')])
     assert out.returncode == 2 and 'not in the released SCNet layout' in out.stderr
 
 

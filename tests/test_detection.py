@@ -100,14 +100,15 @@ def test_train_checkpoint_test_resume_end_to_end(toy, tmp_path):
     sched = {'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1,
              'train_dataloader.batch_size': 2}
     out = run_tool(['tools/train.py', TOY_CONFIG, '--work-dir', str(work)] +
-               cfg_options_argv(dict(opts, **sched)))
+                   cfg_options_argv(dict(opts, **sched)))
     assert out.returncode == 0, out.stderr[-3000:]
     ckpt = work / 'epoch_1.pth'
     assert ckpt.is_file()
 
     # tools/test.py on mmengine's own checkpoint (weights_only loading), COCO metrics printed.
     out = run_tool(['tools/test.py', TOY_CONFIG, str(ckpt), '--work-dir', str(work),
-                '--out', str(tmp_path / 'preds.pkl'), '--show-dir', 'painted'] + cfg_options_argv(opts))
+                    '--out', str(tmp_path / 'preds.pkl'), '--show-dir', 'painted'] +
+                   cfg_options_argv(opts))
     assert out.returncode == 0, out.stderr[-3000:]
     log = out.stdout + out.stderr
     assert 'coco/bbox_mAP_50' in log and 'coco/segm_mAP' in log

@@ -105,29 +105,34 @@ def test_classification_config_trains_one_iteration_and_validates(config, toy_cl
     assert _val_ran(tmp_path)
 
 
+def _train_then_test(config, opts, schedule, checkpoint, show_dir, work_dir):
+    """tools/train.py with a short schedule, then tools/test.py on its checkpoint; the test log."""
+    out = run_tool(['tools/train.py', config, '--work-dir', str(work_dir)] +
+                   cfg_options_argv(dict(opts, **schedule)))
+    assert out.returncode == 0, out.stderr[-3000:]
+    out = run_tool(['tools/test.py', config, str(work_dir / checkpoint), '--work-dir',
+                    str(work_dir), '--show-dir', show_dir] + cfg_options_argv(opts))
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout + out.stderr
+
+
 def test_segmentation_train_then_test_prints_miou(toy_seg, tmp_path):
-    opts = seg_options(SEG_TOY, toy_seg)
-    out = run_tool(['tools/train.py', SEG_TOY, '--work-dir', str(tmp_path)] +
-               cfg_options_argv(dict(opts, **{'train_cfg.max_iters': 4, 'train_cfg.val_interval': 4,
-                                   'default_hooks.checkpoint.interval': 4})))
-    assert out.returncode == 0, out.stderr[-3000:]
-    out = run_tool(['tools/test.py', SEG_TOY, str(tmp_path / 'iter_4.pth'), '--work-dir',
-                str(tmp_path), '--show-dir', str(tmp_path / 'painted')] + cfg_options_argv(opts))
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert re.search(r'mIoU: \d+\.\d+', out.stdout + out.stderr)
+    log = _train_then_test(
+        SEG_TOY, seg_options(SEG_TOY, toy_seg),
+        {'train_cfg.max_iters': 4, 'train_cfg.val_interval': 4,
+         'default_hooks.checkpoint.interval': 4},
+        'iter_4.pth', str(tmp_path / 'painted'), tmp_path)
+    assert re.search(r'mIoU: \d+\.\d+', log)
     assert len(glob.glob(str(tmp_path / 'painted' / '**' / '*.png'), recursive=True)) == 2
 
 
 def test_classification_train_then_test_prints_top1(toy_cls, tmp_path):
-    opts = cls_options(CLS_TOY, toy_cls)
-    out = run_tool(['tools/train.py', CLS_TOY, '--work-dir', str(tmp_path)] +
-               cfg_options_argv(dict(opts, **{'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1,
-                                   'default_hooks.checkpoint.interval': 1})))
-    assert out.returncode == 0, out.stderr[-3000:]
-    out = run_tool(['tools/test.py', CLS_TOY, str(tmp_path / 'epoch_1.pth'), '--work-dir',
-                str(tmp_path), '--show-dir', 'painted'] + cfg_options_argv(opts))
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert re.search(r'accuracy/top1: \d+\.\d+', out.stdout + out.stderr)
+    log = _train_then_test(
+        CLS_TOY, cls_options(CLS_TOY, toy_cls),
+        {'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1,
+         'default_hooks.checkpoint.interval': 1},
+        'epoch_1.pth', 'painted', tmp_path)
+    assert re.search(r'accuracy/top1: \d+\.\d+', log)
     assert len(glob.glob(str(tmp_path / 'painted' / '*.png'))) == 6  # under the work dir
 
 

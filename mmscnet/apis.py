@@ -69,12 +69,37 @@ def apply_train_args(cfg, config_path, work_dir=None, amp=False, auto_scale_lr=F
                              'auto_scale_lr=dict(base_batch_size=...) in the config')
         cfg.auto_scale_lr.enable = True
     if resume == 'auto':
+        # mmengine reads work_dir/last_checkpoint; a newest checkpoint that is
+        # cut short is named here, with the complete ones to choose from.
+        from mmengine.runner import find_latest_checkpoint
+        from mmscnet.checkpoint import check_complete
+        last = find_latest_checkpoint(cfg.work_dir) if osp.isdir(cfg.work_dir) else None
+        if last:
+            check_complete(last, f'the newest checkpoint (named in {cfg.work_dir}/last_checkpoint)')
         cfg.resume, cfg.load_from = True, None
     elif resume is not None:
         if not osp.isfile(resume):
             raise FileNotFoundError(f'--resume checkpoint not found: {resume}')
         cfg.resume, cfg.load_from = True, resume
+    else:
+        last = osp.join(cfg.work_dir, 'last_checkpoint')
+        if osp.isfile(last):
+            raise FileExistsError(
+                f'{cfg.work_dir} holds the checkpoints of an earlier training (last: '
+                f'{open(last).read().strip()}); a new training would overwrite them. Continue '
+                'it with --resume, or give a new --work-dir')
+    _use_crash_safe_checkpoints(cfg)
+    from mmscnet.datacheck import check_annotation_files, use_data_checks
+    use_data_checks(cfg)
+    check_annotation_files(cfg, ('train_dataloader', 'val_dataloader', 'val_evaluator'))
     return cfg
+
+
+def _use_crash_safe_checkpoints(cfg):
+    """mmengine's CheckpointHook -> mmscnet.CheckpointHook (same arguments; see mmscnet/hooks.py)."""
+    hook = cfg.get('default_hooks', {}).get('checkpoint')
+    if hook is not None and hook.get('type') in ('CheckpointHook', 'mmengine.CheckpointHook'):
+        hook.type = 'mmscnet.CheckpointHook'
 
 
 def _default_det_tta(cfg):
@@ -107,6 +132,9 @@ def apply_test_args(cfg, config_path, checkpoint, work_dir=None, out=None, show_
         raise ValueError(f'--out must be a .pkl or .pickle file, got {out!r}')
     _set_work_dir(cfg, config_path, work_dir)
     cfg.load_from = checkpoint
+    from mmscnet.datacheck import check_annotation_files, use_data_checks
+    use_data_checks(cfg)
+    check_annotation_files(cfg, ('test_dataloader', 'test_evaluator'))
     scope = cfg.default_scope
     if show_dir is not None:
         hook = cfg.default_hooks.get('visualization')
@@ -156,6 +184,12 @@ def load_released_classifier(runner, state_dict):
 def build_runner(cfg):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+
+    from mmscnet.distributed import setup_distributed
+    setup_distributed(cfg)
+    if cfg.get('randomness', {}).get('deterministic'):
+        # cuBLAS refuses PyTorch's deterministic mode without a fixed workspace.
+        os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
     return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
 
 

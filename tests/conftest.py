@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from mmengine.config import Config
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, os.path.dirname(__file__))  # reference_scnet and other test helpers
 sys.path.insert(0, str(REPO / 'tools'))  # tools/train.py and tools/test.py as modules
+TOY_CONFIG = str(REPO / 'configs/detection/toy/mask-rcnn_scnet50_fpn_toy-coco.py')
 
 
 @pytest.fixture(autouse=True)
@@ -39,3 +41,36 @@ def cfg_options_argv(opts):
 def run_tool(args):
     """Run a repository tool in a fresh interpreter, as a user would."""
     return subprocess.run([sys.executable] + args, capture_output=True, text=True, cwd=REPO)
+
+
+def dataset_keys(cfg, loader):
+    """Dotted key of the innermost dataset of a dataloader (RepeatDataset etc. unwrapped)."""
+    key, ds = f'{loader}.dataset', cfg[loader]['dataset']
+    while 'dataset' in ds:
+        key, ds = key + '.dataset', ds['dataset']
+    return key, ds
+
+
+def data_options(config, root, scale=(128, 128)):
+    """--cfg-options that point a COCO config at the toy set: data paths and image size only."""
+    cfg = Config.fromfile(config)
+    opts = {}
+    for loader, split in (('train_dataloader', 'train'), ('val_dataloader', 'val'),
+                          ('test_dataloader', 'val')):
+        key, ds = dataset_keys(cfg, loader)
+        # In-process loading: worker processes cost more than they save on a
+        # few tiny images, and persistent ones outlive each test.
+        opts[f'{loader}.num_workers'] = 0
+        opts[f'{loader}.persistent_workers'] = False
+        opts[f'{key}.data_root'] = root + '/'
+        opts[f'{key}.ann_file'] = f'annotations/instances_{split}.json'
+        opts[f'{key}.data_prefix.img'] = f'{split}/'
+        opts[f'{key}.metainfo.classes'] = ('person', 'ball', 'box')
+        for i, t in enumerate(ds['pipeline']):
+            if t['type'] in ('Resize', 'RandomResize', 'RandomChoiceResize'):
+                opts[f'{key}.pipeline.{i}.type'] = 'Resize'
+                opts[f'{key}.pipeline.{i}.scale'] = scale
+                opts[f'{key}.pipeline.{i}.keep_ratio'] = True
+    for ev in ('val_evaluator', 'test_evaluator'):
+        opts[f'{ev}.ann_file'] = f'{root}/annotations/instances_val.json'
+    return opts

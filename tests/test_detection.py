@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, cfg_options_argv, run_tool
+from conftest import REPO, TOY_CONFIG, dataset_keys, cfg_options_argv, data_options, run_tool
 from mmengine.config import Config
 
 from mmscnet.checkpoint import load_from_local
 from mmscnet.synthetic import generate_toy_coco
 
 DET_CONFIGS = sorted(glob.glob(str(REPO / 'configs/detection/*.py')))
-TOY_CONFIG = str(REPO / 'configs/detection/toy/mask-rcnn_scnet50_fpn_toy-coco.py')
 import test as test_tool  # noqa: E402
 import train as train_tool  # noqa: E402
 
@@ -24,39 +23,6 @@ def toy(tmp_path_factory):
     root = tmp_path_factory.mktemp('toy_coco')
     generate_toy_coco(str(root), num_train=4, num_val=2, image_size=(128, 128))
     return str(root)
-
-
-def _dataset_keys(cfg, loader):
-    """Dotted key of the innermost dataset of a dataloader (RepeatDataset etc. unwrapped)."""
-    key, ds = f'{loader}.dataset', cfg[loader]['dataset']
-    while 'dataset' in ds:
-        key, ds = key + '.dataset', ds['dataset']
-    return key, ds
-
-
-def data_options(config, root, scale=(128, 128)):
-    """--cfg-options that point a COCO config at the toy set: data paths and image size only."""
-    cfg = Config.fromfile(config)
-    opts = {}
-    for loader, split in (('train_dataloader', 'train'), ('val_dataloader', 'val'),
-                          ('test_dataloader', 'val')):
-        key, ds = _dataset_keys(cfg, loader)
-        # In-process loading: worker processes cost more than they save on a
-        # few tiny images, and persistent ones outlive each test.
-        opts[f'{loader}.num_workers'] = 0
-        opts[f'{loader}.persistent_workers'] = False
-        opts[f'{key}.data_root'] = root + '/'
-        opts[f'{key}.ann_file'] = f'annotations/instances_{split}.json'
-        opts[f'{key}.data_prefix.img'] = f'{split}/'
-        opts[f'{key}.metainfo.classes'] = ('person', 'ball', 'box')
-        for i, t in enumerate(ds['pipeline']):
-            if t['type'] in ('Resize', 'RandomResize', 'RandomChoiceResize'):
-                opts[f'{key}.pipeline.{i}.type'] = 'Resize'
-                opts[f'{key}.pipeline.{i}.scale'] = scale
-                opts[f'{key}.pipeline.{i}.keep_ratio'] = True
-    for ev in ('val_evaluator', 'test_evaluator'):
-        opts[f'{ev}.ann_file'] = f'{root}/annotations/instances_val.json'
-    return opts
 
 
 def test_every_config_builds_its_model():
@@ -75,7 +41,7 @@ def test_every_config_builds_its_model():
 def test_detection_config_trains_one_iteration_and_validates(config, toy, tmp_path):
     opts = data_options(config, toy)
     # Two training images at batch size 2: one iteration; then one validation pass.
-    key, _ = _dataset_keys(Config.fromfile(config), 'train_dataloader')
+    key, _ = dataset_keys(Config.fromfile(config), 'train_dataloader')
     cfg_path_opts = dict(opts, **{'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1,
                                   f'{key}.indices': 2})
     if 'RepeatDataset' in str(Config.fromfile(config).train_dataloader.dataset.type):

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Distributed test on one or more nodes with torchrun, as mmdetection ships it:
-#   tools/dist_test.sh CONFIG CHECKPOINT GPUS [extra args]
-# Several nodes: NNODES, NODE_RANK, MASTER_ADDR and PORT as for torchrun.
+# Distributed testing with torchrun, as mmdetection ships it:
+#   tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py options]
+# GPUS processes on this node: one per GPU (NCCL), or CPU processes (gloo) on
+# a machine without CUDA. Several nodes: NNODES, NODE_RANK, MASTER_ADDR, PORT.
 CONFIG=$1
 CHECKPOINT=$2
 GPUS=$3
@@ -10,15 +11,15 @@ NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 
-PYTHONPATH="$(dirname $0)/..":$PYTHONPATH \
-torchrun \
-    --nnodes=$NNODES \
-    --node_rank=$NODE_RANK \
-    --master_addr=$MASTER_ADDR \
-    --nproc_per_node=$GPUS \
-    --master_port=$PORT \
-    $(dirname "$0")/test.py \
-    $CONFIG \
-    $CHECKPOINT \
+PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
+exec ${PYTHON:-python} -m torch.distributed.run \
+    --nnodes="$NNODES" \
+    --node_rank="$NODE_RANK" \
+    --master_addr="$MASTER_ADDR" \
+    --nproc_per_node="$GPUS" \
+    --master_port="$PORT" \
+    "$(dirname "$0")/test.py" \
+    "$CONFIG" \
+    "$CHECKPOINT" \
     --launcher pytorch \
-    ${@:4}
+    "${@:4}"

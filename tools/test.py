@@ -7,6 +7,7 @@ import argparse
 from mmscnet.apis import (add_common_args, add_dump_metric, apply_test_args, build_runner,
                           load_config, load_released_classifier, parse_tool_args,
                           released_classifier_state)
+from mmscnet.datacheck import annotation_errors_named
 
 
 def parse_args(argv=None):
@@ -31,12 +32,13 @@ def main(argv=None):
     released = released_classifier_state(cfg, args.checkpoint)
     if released is not None:
         cfg.load_from = None
-    runner = build_runner(cfg)
-    if released is not None:
-        load_released_classifier(runner, released)
-    if args.out:
-        add_dump_metric(runner, cfg.default_scope, args.out)
-    return runner.test()
+    with annotation_errors_named(cfg):
+        runner = build_runner(cfg)
+        if released is not None:
+            load_released_classifier(runner, released)
+        if args.out:
+            add_dump_metric(runner, cfg.default_scope, args.out)
+        return runner.test()
 
 
 if __name__ == '__main__':

@@ -6,6 +6,7 @@ import argparse
 
 from mmscnet.apis import (add_common_args, apply_train_args, build_runner, load_config,
                           parse_tool_args)
+from mmscnet.datacheck import annotation_errors_named
 
 
 def parse_args(argv=None):
@@ -26,7 +27,8 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options, args.launcher)
     apply_train_args(cfg, args.config, args.work_dir, args.amp, args.auto_scale_lr, args.resume)
-    build_runner(cfg).train()
+    with annotation_errors_named(cfg):
+        build_runner(cfg).train()
 
 
 if __name__ == '__main__':

@@ -27,6 +27,7 @@ from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmengine.model import BaseModule, constant_init
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from mmscnet.checkpoint import refuse_unfit_state
 from mmscnet.registry import MODELS
 
 POOLING_TYPES = ('avg', 'max')
@@ -358,6 +359,9 @@ class SCNet(BaseModule):
         self.out_strides = tuple(self.feature_info[i]['reduction'] for i in out_indices)
         self.feat_dim = inplanes
         self._freeze_stages()
+        # Weights of another architecture or depth stop with an error instead
+        # of leaving the backbone randomly initialised behind a log line.
+        self.register_load_state_dict_pre_hook(refuse_unfit_state)
 
     def _make_stem(self, in_channels, stem_channels, conv_cfg, norm_cfg):
         if self.deep_stem:

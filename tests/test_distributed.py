@@ -1,0 +1,159 @@
+"""Multi-process training and testing through tools/dist_train.sh and dist_test.sh.
+
+This machine has no GPU: the scripts start 2 CPU processes that mmengine joins
+with the gloo backend, the same torchrun/Runner path that runs NCCL on GPUs.
+"""
+import glob
+import os
+import pickle
+import re
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import REPO, TOY_CONFIG, cfg_options_argv, data_options
+
+from mmscnet.checkpoint import load_from_local
+from mmscnet.synthetic import generate_toy_coco
+
+NUM_TRAIN, BATCH = 8, 2
+import test as test_tool  # noqa: E402
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def run_script(args, **env):
+    """Run a tools/*.sh script as a user would, with this interpreter as `python`."""
+    full_env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep +
+                    os.environ['PATH'], PORT=str(free_port()),
+                    PYTHONPATH=str(REPO / 'tests'), **env)
+    return subprocess.run(['bash'] + args, capture_output=True, text=True, cwd=REPO,
+                          env=full_env, timeout=600)
+
+
+@pytest.fixture(scope='module')
+def toy(tmp_path_factory):
+    root = tmp_path_factory.mktemp('toy_coco')
+    generate_toy_coco(str(root), num_train=NUM_TRAIN, num_val=4, image_size=(128, 128))
+    return str(root)
+
+
+@pytest.fixture(scope='module')
+def dist_trained(toy, tmp_path_factory):
+    """One run of `tools/dist_train.sh CONFIG 2 --work-dir W --cfg-options ...`."""
+    tmp = tmp_path_factory.mktemp('dist_train')
+    config = tmp / 'probed.py'
+    config.write_text(f"_base_ = '{TOY_CONFIG}'\n"
+                      "custom_imports = dict(imports=['dist_probe'], allow_failed_imports=False)\n"
+                      "custom_hooks = [dict(type='DistProbeHook')]\n")
+    work, probe = tmp / 'work', tmp / 'probe'
+    probe.mkdir()
+    opts = dict(data_options(str(config), toy), **{
+        'train_cfg.max_epochs': 1, 'train_dataloader.batch_size': BATCH})
+    out = run_script(['tools/dist_train.sh', str(config), '2', '--work-dir', str(work)] +
+                     cfg_options_argv(opts), PROBE_DIR=str(probe))
+    assert out.returncode == 0, out.stderr[-4000:]
+    return work, probe, out.stdout + out.stderr
+
+
+def test_dist_train_runs_one_job_of_two_processes(dist_trained, toy):
+    work, probe, log = dist_trained
+    ranks = [torch.load(probe / f'rank{r}.pt', weights_only=True) for r in (0, 1)]
+    assert [r['world_size'] for r in ranks] == [2, 2]
+    # Each rank trains on its own half of the 8 images: 4 images = 2 iterations
+    # of batch 2 (one process would take 4 iterations).
+    seen = [r['seen'][0] for r in ranks]
+    assert [len(s) for s in seen] == [NUM_TRAIN // 2] * 2
+    assert set(seen[0]).isdisjoint(seen[1])
+    assert set(seen[0]) | set(seen[1]) == set(range(1, NUM_TRAIN + 1))
+    assert [r['iters_per_epoch'] for r in ranks] == [NUM_TRAIN // 2 // BATCH] * 2
+    assert f'Epoch(train) [1][{NUM_TRAIN // 2 // BATCH}/{NUM_TRAIN // 2 // BATCH}]' in log
+    # DDP kept the replicas identical, and rank 0 saved those weights.
+    for name, value in ranks[0]['params'].items():
+        assert torch.equal(value, ranks[1]['params'][name]), name
+    saved = load_from_local(str(work / 'epoch_1.pth'))['state_dict']
+    for name, value in ranks[0]['params'].items():
+        assert torch.equal(saved[name], value), name
+    # Only rank 0 wrote into the work dir: one log, one checkpoint, the config.
+    assert (work / 'last_checkpoint').read_text().strip() == str(work / 'epoch_1.pth')
+    assert len(glob.glob(str(work / '**' / '*.log'), recursive=True)) == 1
+    assert sorted(p.name for p in work.iterdir() if p.is_file()) == \
+        ['epoch_1.pth', 'last_checkpoint', 'probed.py']
+    assert 'distributed backend nccl -> gloo' in log
+
+
+def test_dist_test_matches_single_process(dist_trained, toy, tmp_path):
+    work, _, _ = dist_trained
+    ckpt = str(work / 'epoch_1.pth')
+    opts = dict(data_options(TOY_CONFIG, toy), **{'test_dataloader.batch_size': 1})
+    out = run_script(['tools/dist_test.sh', TOY_CONFIG, ckpt, '2', '--work-dir',
+                      str(tmp_path / 'dist'), '--out', str(tmp_path / 'dist.pkl')] +
+                     cfg_options_argv(opts))
+    assert out.returncode == 0, out.stderr[-4000:]
+    metrics = test_tool.main([TOY_CONFIG, ckpt, '--work-dir', str(tmp_path / 'one'),
+                              '--out', str(tmp_path / 'one.pkl')] + cfg_options_argv(opts))
+    printed = dict(re.findall(r'(coco/\w+): (-?[\d.]+)', out.stdout + out.stderr))
+    assert len(printed) == 12 and printed == {k: f'{v:.4f}' for k, v in metrics.items()}
+    # The predictions themselves, image by image, not only the (small) metrics.
+    dist, one = (pickle.load(open(tmp_path / f, 'rb')) for f in ('dist.pkl', 'one.pkl'))
+    assert [d['img_id'] for d in dist] == [d['img_id'] for d in one] == [1, 2, 3, 4]
+    for a, b in zip(dist, one):
+        a, b = a['pred_instances'], b['pred_instances']
+        assert len(b['scores']) > 0 and torch.equal(a['labels'], b['labels'])
+        assert torch.allclose(a['bboxes'], b['bboxes'], atol=1e-3)
+        assert torch.allclose(a['scores'], b['scores'], atol=1e-5)
+
+
+def test_dist_scripts_pass_every_argument_through(tmp_path):
+    # A stand-in `python` records what torchrun would have been asked to run.
+    fake = tmp_path / 'bin'
+    fake.mkdir()
+    (fake / 'python').write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$RECORD"\n')
+    (fake / 'python').chmod(0o755)
+    record = tmp_path / 'argv'
+    env = dict(os.environ, PATH=f'{fake}:{os.environ["PATH"]}', RECORD=str(record),
+               NNODES='2', NODE_RANK='1', MASTER_ADDR='10.1.2.3', PORT='29999')
+    subprocess.run(['bash', 'tools/dist_train.sh', 'cfg.py', '4', '--work-dir', 'W',
+                    '--cfg-options', 'a=1', 'b=(1,2)'], cwd=REPO, env=env, check=True)
+    assert record.read_text().split('\n')[:-1] == [
+        '-m', 'torch.distributed.run', '--nnodes=2', '--node_rank=1',
+        '--master_addr=10.1.2.3', '--nproc_per_node=4', '--master_port=29999',
+        'tools/train.py', 'cfg.py', '--launcher',
+        'pytorch', '--work-dir', 'W', '--cfg-options', 'a=1', 'b=(1,2)']
+    subprocess.run(['bash', 'tools/dist_test.sh', 'cfg.py', 'x.pth', '2', '--out', 'p.pkl'],
+                   cwd=REPO, env=env, check=True)
+    assert record.read_text().split('\n')[-6:-1] == ['x.pth', '--launcher', 'pytorch',
+                                                      '--out', 'p.pkl']
+
+
+def test_slurm_scripts_pass_every_argument_through(tmp_path):
+    fake = tmp_path / 'bin'
+    fake.mkdir()
+    (fake / 'srun').write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$RECORD"\n')
+    (fake / 'srun').chmod(0o755)
+    record = tmp_path / 'argv'
+    env = dict(os.environ, PATH=f'{fake}:{os.environ["PATH"]}', RECORD=str(record), GPUS='16')
+    subprocess.run(['bash', 'tools/slurm_train.sh', 'part', 'job', 'cfg.py', 'W',
+                    '--cfg-options', 'a=1'], cwd=REPO, env=env, check=True,
+                   capture_output=True)
+    srun = ['-p', 'part', '--job-name=job', '--gres=gpu:8', '--ntasks=16',
+            '--ntasks-per-node=8', '--cpus-per-task=5', '--kill-on-bad-exit=1', 'python', '-u']
+    assert record.read_text().split('\n')[:-1] == srun + [
+        'tools/train.py', 'cfg.py', '--work-dir=W', '--launcher=slurm', '--cfg-options', 'a=1']
+    subprocess.run(['bash', 'tools/slurm_test.sh', 'part', 'job', 'cfg.py', 'x.pth', '--tta'],
+                   cwd=REPO, env=env, check=True, capture_output=True)
+    assert record.read_text().split('\n')[:-1] == srun + [
+        'tools/test.py', 'cfg.py', 'x.pth', '--launcher=slurm', '--tta']
+
+
+def test_slurm_launcher_without_gpus_says_what_to_use():
+    from mmscnet.apis import build_runner, load_config
+    cfg = load_config(TOY_CONFIG, launcher='slurm')
+    with pytest.raises(ValueError, match='--launcher slurm needs CUDA GPUs.*dist_train.sh'):
+        build_runner(cfg)

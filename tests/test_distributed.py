@@ -110,46 +110,44 @@ def test_dist_test_matches_single_process(dist_trained, toy, tmp_path):
         assert torch.allclose(a['scores'], b['scores'], atol=1e-5)
 
 
-def test_dist_scripts_pass_every_argument_through(tmp_path):
-    # A stand-in `python` records what torchrun would have been asked to run.
+def recorded_argv(tmp_path, program, script_args, **env):
+    """Run a tools/*.sh script with a stand-in ``program`` (python, srun) on PATH
+    that only records the arguments it was given; return them."""
     fake = tmp_path / 'bin'
-    fake.mkdir()
-    (fake / 'python').write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$RECORD"\n')
-    (fake / 'python').chmod(0o755)
+    fake.mkdir(exist_ok=True)
+    (fake / program).write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$RECORD"\n')
+    (fake / program).chmod(0o755)
     record = tmp_path / 'argv'
-    env = dict(os.environ, PATH=f'{fake}:{os.environ["PATH"]}', RECORD=str(record),
-               NNODES='2', NODE_RANK='1', MASTER_ADDR='10.1.2.3', PORT='29999')
-    subprocess.run(['bash', 'tools/dist_train.sh', 'cfg.py', '4', '--work-dir', 'W',
-                    '--cfg-options', 'a=1', 'b=(1,2)'], cwd=REPO, env=env, check=True)
-    assert record.read_text().split('\n')[:-1] == [
-        '-m', 'torch.distributed.run', '--nnodes=2', '--node_rank=1',
-        '--master_addr=10.1.2.3', '--nproc_per_node=4', '--master_port=29999',
-        'tools/train.py', 'cfg.py', '--launcher',
-        'pytorch', '--work-dir', 'W', '--cfg-options', 'a=1', 'b=(1,2)']
-    subprocess.run(['bash', 'tools/dist_test.sh', 'cfg.py', 'x.pth', '2', '--out', 'p.pkl'],
-                   cwd=REPO, env=env, check=True)
-    assert record.read_text().split('\n')[-6:-1] == ['x.pth', '--launcher', 'pytorch',
-                                                      '--out', 'p.pkl']
+    subprocess.run(['bash'] + script_args, cwd=REPO, check=True, capture_output=True,
+                   env=dict(os.environ, PATH=f'{fake}:{os.environ["PATH"]}',
+                            RECORD=str(record), **env))
+    return record.read_text().split('\n')[:-1]
+
+
+def test_dist_scripts_pass_every_argument_through(tmp_path):
+    nodes = dict(NNODES='2', NODE_RANK='1', MASTER_ADDR='10.1.2.3', PORT='29999')
+    torchrun = ['-m', 'torch.distributed.run', '--nnodes=2', '--node_rank=1',
+                '--master_addr=10.1.2.3', '--nproc_per_node=4', '--master_port=29999']
+    argv = recorded_argv(tmp_path, 'python', ['tools/dist_train.sh', 'cfg.py', '4', '--work-dir',
+                                              'W', '--cfg-options', 'a=1', 'b=(1,2)'], **nodes)
+    assert argv == torchrun + ['tools/train.py', 'cfg.py', '--launcher', 'pytorch',
+                               '--work-dir', 'W', '--cfg-options', 'a=1', 'b=(1,2)']
+    argv = recorded_argv(tmp_path, 'python', ['tools/dist_test.sh', 'cfg.py', 'x.pth', '4',
+                                              '--out', 'p.pkl'], **nodes)
+    assert argv == torchrun + ['tools/test.py', 'cfg.py', 'x.pth', '--launcher', 'pytorch',
+                               '--out', 'p.pkl']
 
 
 def test_slurm_scripts_pass_every_argument_through(tmp_path):
-    fake = tmp_path / 'bin'
-    fake.mkdir()
-    (fake / 'srun').write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$RECORD"\n')
-    (fake / 'srun').chmod(0o755)
-    record = tmp_path / 'argv'
-    env = dict(os.environ, PATH=f'{fake}:{os.environ["PATH"]}', RECORD=str(record), GPUS='16')
-    subprocess.run(['bash', 'tools/slurm_train.sh', 'part', 'job', 'cfg.py', 'W',
-                    '--cfg-options', 'a=1'], cwd=REPO, env=env, check=True,
-                   capture_output=True)
     srun = ['-p', 'part', '--job-name=job', '--gres=gpu:8', '--ntasks=16',
             '--ntasks-per-node=8', '--cpus-per-task=5', '--kill-on-bad-exit=1', 'python', '-u']
-    assert record.read_text().split('\n')[:-1] == srun + [
-        'tools/train.py', 'cfg.py', '--work-dir=W', '--launcher=slurm', '--cfg-options', 'a=1']
-    subprocess.run(['bash', 'tools/slurm_test.sh', 'part', 'job', 'cfg.py', 'x.pth', '--tta'],
-                   cwd=REPO, env=env, check=True, capture_output=True)
-    assert record.read_text().split('\n')[:-1] == srun + [
-        'tools/test.py', 'cfg.py', 'x.pth', '--launcher=slurm', '--tta']
+    argv = recorded_argv(tmp_path, 'srun', ['tools/slurm_train.sh', 'part', 'job', 'cfg.py', 'W',
+                                            '--cfg-options', 'a=1'], GPUS='16')
+    assert argv == srun + ['tools/train.py', 'cfg.py', '--work-dir=W', '--launcher=slurm',
+                           '--cfg-options', 'a=1']
+    argv = recorded_argv(tmp_path, 'srun', ['tools/slurm_test.sh', 'part', 'job', 'cfg.py',
+                                            'x.pth', '--tta'], GPUS='16')
+    assert argv == srun + ['tools/test.py', 'cfg.py', 'x.pth', '--launcher=slurm', '--tta']
 
 
 def test_slurm_launcher_without_gpus_says_what_to_use():

@@ -232,3 +232,20 @@ def test_wrong_pretrained_weights_stop_tools_train(toy, tmp_path):
         train(toy, tmp_path / 'work', **{'model.backbone.init_cfg._delete_': True,
                                          'model.backbone.init_cfg.type': 'Pretrained',
                                          'model.backbone.init_cfg.checkpoint': str(path)})
+
+
+def test_image_checks_accept_complete_files_and_see_through_thumbnails():
+    from mmscnet.datacheck import image_problem
+    img = np.random.RandomState(0).randint(0, 255, (64, 48, 3), np.uint8)
+    jpeg = cv2.imencode('.jpg', img)[1].tobytes()
+    png = cv2.imencode('.png', img)[1].tobytes()
+    assert image_problem(jpeg) is None and image_problem(png) is None
+    assert image_problem(jpeg + b'\0' * 100) is None  # padding after the end marker
+    # An EXIF-like APP1 segment holding a whole thumbnail (with its own end
+    # marker) before the image: cutting the main image is still seen.
+    thumb = cv2.imencode('.jpg', img[:8, :8])[1].tobytes()
+    app1 = b'\xff\xe1' + (len(thumb) + 2).to_bytes(2, 'big') + thumb
+    with_thumb = jpeg[:2] + app1 + jpeg[2:]
+    assert cv2.imdecode(np.frombuffer(with_thumb, np.uint8), 1).shape == img.shape
+    assert image_problem(with_thumb) is None
+    assert 'truncated JPEG' in image_problem(with_thumb[:len(with_thumb) - 200])

@@ -7,6 +7,7 @@ import os
 import os.path as osp
 import warnings
 from copy import deepcopy
+from pathlib import Path
 
 from mmengine.config import Config, ConfigDict
 
@@ -82,11 +83,11 @@ def apply_train_args(cfg, config_path, work_dir=None, amp=False, auto_scale_lr=F
             raise FileNotFoundError(f'--resume checkpoint not found: {resume}')
         cfg.resume, cfg.load_from = True, resume
     else:
-        last = osp.join(cfg.work_dir, 'last_checkpoint')
-        if osp.isfile(last):
+        last = Path(cfg.work_dir, 'last_checkpoint')
+        if last.is_file():
             raise FileExistsError(
                 f'{cfg.work_dir} holds the checkpoints of an earlier training (last: '
-                f'{open(last).read().strip()}); a new training would overwrite them. Continue '
+                f'{last.read_text().strip()}); a new training would overwrite them. Continue '
                 'it with --resume, or give a new --work-dir')
     _use_crash_safe_checkpoints(cfg)
     from mmscnet.datacheck import check_annotation_files, use_data_checks

@@ -54,7 +54,7 @@ def setup_distributed(cfg):
                          'torch.cuda.set_device); on a machine without GPUs start the processes '
                          'with torchrun: tools/dist_train.sh / tools/dist_test.sh '
                          '(--launcher pytorch)')
-    env_cfg = cfg.setdefault('env_cfg', {})
+    env_cfg = dict(cfg.get('env_cfg') or {})
     dist_cfg = dict(env_cfg.get('dist_cfg') or {})
     backend = dist_cfg.pop('backend', 'nccl')
     dist_cfg.pop('init_backend', None)  # deepspeed/colossalai rendezvous: GPU only
@@ -62,7 +62,7 @@ def setup_distributed(cfg):
         print_log(f'no CUDA device: distributed backend {backend} -> gloo (CPU processes)',
                   logger='current')
         backend = 'gloo'
-    env_cfg['dist_cfg'] = dict(dist_cfg, backend=backend)
+    cfg.env_cfg = dict(env_cfg, dist_cfg=dict(dist_cfg, backend=backend))
     if 'timeout' in dist_cfg:
         dist_cfg['timeout'] = timedelta(seconds=dist_cfg['timeout'])
     if not torch_dist.is_initialized():

@@ -155,3 +155,25 @@ def test_slurm_launcher_without_gpus_says_what_to_use():
     cfg = load_config(TOY_CONFIG, launcher='slurm')
     with pytest.raises(ValueError, match='--launcher slurm needs CUDA GPUs.*dist_train.sh'):
         build_runner(cfg)
+
+
+def test_cpu_process_group_and_config_for_a_syncbn_config(monkeypatch):
+    # One gloo process (world size 1) stands in for torchrun's N: the same calls.
+    import torch.distributed as torch_dist
+
+    from mmscnet.apis import load_config
+    from mmscnet.distributed import setup_distributed
+    for key, value in dict(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1', MASTER_ADDR='127.0.0.1',
+                           MASTER_PORT=str(free_port())).items():
+        monkeypatch.setenv(key, value)
+    config = str(REPO / 'configs/segmentation/pspnet_scnet50-d8_4xb2-80k_cityscapes-512x1024.py')
+    cfg = load_config(config, launcher='pytorch')
+    assert 'SyncBN' in str(cfg.model)
+    try:
+        setup_distributed(cfg)
+        assert torch_dist.is_initialized() and torch_dist.get_backend() == 'gloo'
+    finally:
+        torch_dist.destroy_process_group()
+    assert 'SyncBN' not in str(cfg.model) and cfg.model.backbone.norm_cfg.type == 'BN'
+    assert cfg.env_cfg.dist_cfg == dict(backend='gloo')  # was nccl in mmseg's runtime
+    assert cfg.model_wrapper_cfg.device_ids is None

@@ -254,3 +254,23 @@ def test_deprecated_pretrained_argument(tmp_path):
     assert model.init_cfg == dict(type='Pretrained', checkpoint=str(ckpt))
     model.init_weights()
     assert torch.equal(model.layer4[0].conv3.weight, src.layer4[0].conv3.weight)
+
+
+@pytest.mark.parametrize('form', ['dict', 'list', 'pretrained='])
+def test_zero_init_never_touches_loaded_weights(form, tmp_path):
+    # Saved BN weights of 0.5 (not 0, not 1): whatever form names the file,
+    # they arrive as they are, bn3 included.
+    source = SCNet(depth=50)
+    for m in source.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.weight.data.fill_(0.5)
+    path = str(tmp_path / 'weights.pth')
+    torch.save(source.state_dict(), path)
+    pretrained = dict(type='Pretrained', checkpoint=path)
+    kwargs = {'dict': dict(init_cfg=pretrained), 'list': dict(init_cfg=[pretrained]),
+              'pretrained=': dict(pretrained=path)}[form]
+    model = SCNet(depth=50, zero_init_residual=True, **kwargs)
+    model.init_weights()
+    bn3s = [m.bn3 for m in model.modules() if isinstance(m, SCBottleneck)]
+    assert len(bn3s) == 16 and all((bn.weight == 0.5).all() for bn in bn3s)
+    assert (model.layer1[0].bn1_a.weight == 0.5).all()

@@ -24,7 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmcv.cnn import build_conv_layer, build_norm_layer
-from mmengine.model import BaseModule, constant_init
+from mmengine.model import BaseModule, Sequential
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmscnet.checkpoint import refuse_unfit_state
@@ -132,7 +132,7 @@ class SCConv(nn.Module):
         return self.k4(y_prime)
 
 
-class SCBottleneck(nn.Module):
+class SCBottleneck(BaseModule):
     """SCNet bottleneck: two half-width branches, K1 and the self-calibration.
 
     Args:
@@ -149,6 +149,8 @@ class SCBottleneck(nn.Module):
             instead of by K1/K4 (v1d). Only acts where stride > 1.
         downsample (nn.Module, optional): Shortcut projection.
         with_cp (bool): Gradient checkpointing of this block.
+        init_cfg (dict, optional): mmengine init config of the block (SCNet
+            passes the zero init of ``bn3`` here for ``zero_init_residual``).
         **sc_kwargs: Passed to :class:`SCConv` (pooling_r, pooling_type,
             with_identity, upsample_mode).
     """
@@ -167,8 +169,9 @@ class SCBottleneck(nn.Module):
                  with_cp=False,
                  conv_cfg=None,
                  norm_cfg=dict(type='BN'),
+                 init_cfg=None,
                  **sc_kwargs):
-        super().__init__()
+        super().__init__(init_cfg)
         width = int(planes * base_width / 64) * groups
         self.with_cp = with_cp
         self.avd = avd and stride > 1
@@ -245,8 +248,9 @@ class SCNet(BaseModule):
         conv_cfg, norm_cfg: mmcv layer configs (BN, SyncBN, GN, ...).
         norm_eval (bool): Keep norm layers in eval mode while training.
         with_cp (bool): Gradient checkpointing; saves memory, costs speed.
-        zero_init_residual (bool): Zero the last norm of each block (when not
-            loading pretrained weights).
+        zero_init_residual (bool): Zero the last norm of each block, when the
+            backbone is initialised from scratch (no ``init_cfg``, no
+            ``pretrained``), as mmdet's ResNet does.
         pretrained (str, optional): Deprecated, use ``init_cfg``.
         init_cfg (dict or list[dict], optional): e.g.
             ``dict(type='Pretrained', checkpoint='scnet50-dc6a7e87.pth')``.
@@ -317,11 +321,17 @@ class SCNet(BaseModule):
             warnings.warn('DeprecationWarning: pretrained is deprecated, '
                           'please use "init_cfg" instead')
             self.init_cfg = dict(type='Pretrained', checkpoint=pretrained)
-        elif init_cfg is None:
+        block_init_cfg = None
+        if pretrained is None and init_cfg is None:
             self.init_cfg = [
                 dict(type='Kaiming', layer='Conv2d'),
                 dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])
             ]
+            # As mmdet's ResNet: zero bn3 only in a backbone initialised from
+            # scratch, through the blocks' own init_cfg, so that it can never
+            # touch loaded weights.
+            if zero_init_residual:
+                block_init_cfg = dict(type='Constant', val=0, override=dict(name='bn3'))
         _check_calibration_args(pooling_r, pooling_type, upsample_mode)
         self.sc_kwargs = dict(pooling_r=pooling_r, pooling_type=pooling_type,
                               with_identity=with_identity, upsample_mode=upsample_mode)
@@ -347,7 +357,7 @@ class SCNet(BaseModule):
                 inplanes, planes, num_blocks, strides[i], dilations[i],
                 groups=groups, base_width=base_width, avd=avd, avg_down=avg_down,
                 contract_dilation=contract_dilation, with_cp=with_cp,
-                conv_cfg=conv_cfg, norm_cfg=norm_cfg)
+                conv_cfg=conv_cfg, norm_cfg=norm_cfg, init_cfg=block_init_cfg)
             inplanes = planes * self.block.expansion
             layer_name = f'layer{i + 1}'
             self.add_module(layer_name, layer)
@@ -406,7 +416,7 @@ class SCNet(BaseModule):
                              downsample=downsample, **kwargs)]
         blocks += [self.block(out_planes, planes, 1, dilation, **kwargs)
                    for _ in range(1, num_blocks)]
-        return nn.Sequential(*blocks)
+        return Sequential(*blocks)  # mmengine's: it initialises the blocks' init_cfg
 
     def _freeze_stages(self):
         frozen = []
@@ -417,14 +427,6 @@ class SCNet(BaseModule):
             m.eval()
             for param in m.parameters():
                 param.requires_grad = False
-
-    def init_weights(self):
-        super().init_weights()
-        pretrained = isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained'
-        if self.zero_init_residual and not pretrained:
-            for m in self.modules():
-                if isinstance(m, SCBottleneck):
-                    constant_init(m.bn3, 0)
 
     def forward(self, x):
         if x.dim() != 4 or x.shape[1] != self.in_channels:

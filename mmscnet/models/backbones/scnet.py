@@ -151,8 +151,8 @@ class SCBottleneck(BaseModule):
         with_cp (bool): Gradient checkpointing of this block.
         init_cfg (dict, optional): mmengine init config of the block (SCNet
             passes the zero init of ``bn3`` here for ``zero_init_residual``).
-        **sc_kwargs: Passed to :class:`SCConv` (pooling_r, pooling_type,
-            with_identity, upsample_mode).
+        pooling_r, pooling_type, with_identity, upsample_mode: The
+            calibration's settings, see :class:`SCConv`.
     """
 
     expansion = 4
@@ -170,7 +170,10 @@ class SCBottleneck(BaseModule):
                  conv_cfg=None,
                  norm_cfg=dict(type='BN'),
                  init_cfg=None,
-                 **sc_kwargs):
+                 pooling_r=4,
+                 pooling_type='avg',
+                 with_identity=True,
+                 upsample_mode='nearest'):
         super().__init__(init_cfg)
         width = int(planes * base_width / 64) * groups
         self.with_cp = with_cp
@@ -186,8 +189,9 @@ class SCBottleneck(BaseModule):
                              dilation=dilation, groups=groups, bias=False),
             build_norm_layer(norm_cfg, width)[1],
             nn.ReLU(inplace=True))
-        self.scconv = SCConv(width, conv_stride, dilation, groups, conv_cfg=conv_cfg,
-                             norm_cfg=norm_cfg, **sc_kwargs)
+        self.scconv = SCConv(width, conv_stride, dilation, groups, pooling_r=pooling_r,
+                             pooling_type=pooling_type, with_identity=with_identity,
+                             upsample_mode=upsample_mode, conv_cfg=conv_cfg, norm_cfg=norm_cfg)
         if self.avd:
             self.avd_layer = nn.AvgPool2d(3, stride, padding=1)
         self.conv3 = build_conv_layer(conv_cfg, width * 2, planes * self.expansion, 1, bias=False)
@@ -217,7 +221,9 @@ class SCNet(BaseModule):
     """SCNet backbone, a drop-in for mmdet's ``ResNet``.
 
     Returns the feature maps of the stages in ``out_indices``: by default all
-    four, with 256/512/1024/2048 channels at strides 4/8/16/32.
+    four, with 256/512/1024/2048 channels at strides 4/8/16/32. The attributes
+    ``out_channels`` and ``out_strides`` describe the returned maps, in order,
+    for code that builds necks and heads.
 
     Args:
         depth (int): 50, 101 or 152.
@@ -332,9 +338,6 @@ class SCNet(BaseModule):
             # touch loaded weights.
             if zero_init_residual:
                 block_init_cfg = dict(type='Constant', val=0, override=dict(name='bn3'))
-        _check_calibration_args(pooling_r, pooling_type, upsample_mode)
-        self.sc_kwargs = dict(pooling_r=pooling_r, pooling_type=pooling_type,
-                              with_identity=with_identity, upsample_mode=upsample_mode)
 
         self.depth = depth
         self.in_channels = in_channels
@@ -349,25 +352,26 @@ class SCNet(BaseModule):
         self._make_stem(in_channels, self.stem_channels, conv_cfg, norm_cfg)
         inplanes = self.stem_channels
         self.res_layers = []
-        self.feature_info = []
-        reduction = 4
+        stage_channels, stage_strides, reduction = [], [], 4
         for i, num_blocks in enumerate(self.arch_settings[depth][:num_stages]):
             planes = base_channels * 2**i
             layer = self._make_layer(
                 inplanes, planes, num_blocks, strides[i], dilations[i],
                 groups=groups, base_width=base_width, avd=avd, avg_down=avg_down,
                 contract_dilation=contract_dilation, with_cp=with_cp,
-                conv_cfg=conv_cfg, norm_cfg=norm_cfg, init_cfg=block_init_cfg)
+                conv_cfg=conv_cfg, norm_cfg=norm_cfg, init_cfg=block_init_cfg,
+                pooling_r=pooling_r, pooling_type=pooling_type, with_identity=with_identity,
+                upsample_mode=upsample_mode)
             inplanes = planes * self.block.expansion
             layer_name = f'layer{i + 1}'
             self.add_module(layer_name, layer)
             self.res_layers.append(layer_name)
             reduction *= strides[i]
-            # timm-style metadata: what each returned map is, for necks/heads.
-            self.feature_info.append(dict(num_chs=inplanes, reduction=reduction, module=layer_name))
-        self.out_channels = tuple(self.feature_info[i]['num_chs'] for i in out_indices)
-        self.out_strides = tuple(self.feature_info[i]['reduction'] for i in out_indices)
-        self.feat_dim = inplanes
+            stage_channels.append(inplanes)
+            stage_strides.append(reduction)
+        # What each returned map is (channels, stride to the input), for necks and heads.
+        self.out_channels = tuple(stage_channels[i] for i in out_indices)
+        self.out_strides = tuple(stage_strides[i] for i in out_indices)
         self._freeze_stages()
         # Weights of another architecture or depth stop with an error instead
         # of leaving the backbone randomly initialised behind a log line.
@@ -411,7 +415,7 @@ class SCNet(BaseModule):
             ]
             downsample = nn.Sequential(*layers)
         first_dilation = dilation // 2 if contract_dilation and dilation > 1 else dilation
-        kwargs = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, **block_kwargs, **self.sc_kwargs)
+        kwargs = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, **block_kwargs)
         blocks = [self.block(inplanes, planes, stride, first_dilation,
                              downsample=downsample, **kwargs)]
         blocks += [self.block(out_planes, planes, 1, dilation, **kwargs)

@@ -1,4 +1,3 @@
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,37 +9,53 @@ from mmscnet.converters import convert_mmpose_scnet, infer_depth, load_state_dic
 from mmscnet.models import SCNet
 
 REPO = Path(__file__).resolve().parents[1]
-TO_MMPOSE = {'conv1_a.': 'conv1.', 'bn1_a.': 'bn1.', 'conv1_b.': 'conv2.', 'bn1_b.': 'bn2.'}
+MMPOSE_KEYS = REPO / 'tests/data/mmpose-1.3.2_td-hm_scnet50_keys.txt'
 
 
-def mmpose_layout(state_dict):
-    """The key layout of mmpose's SCNet inside a top-down model (written from its source)."""
+def mmpose_checkpoint(seed=0):
+    """A state dict in the layout of mmpose's own top-down SCNet-50 model (keys and
+    shapes dumped from mmpose 1.3.2, see the file's header), with random values."""
+    gen = torch.Generator().manual_seed(seed)
     out = {}
-    for key, value in state_dict.items():
-        m = re.match(r'^(layer\d+\.\d+\.)(conv1_a\.|bn1_a\.|conv1_b\.|bn1_b\.)(.*)$', key)
-        if m:
-            key = m.group(1) + TO_MMPOSE[m.group(2)] + m.group(3)
-        out['backbone.' + key] = value
-    out['keypoint_head.final_layer.weight'] = torch.randn(17, 256, 1, 1)
-    out['keypoint_head.final_layer.bias'] = torch.randn(17)
+    for line in MMPOSE_KEYS.read_text().splitlines():
+        if line.startswith('#'):
+            continue
+        key, _, shape = line.partition(' ')
+        if key.endswith('num_batches_tracked'):
+            out[key] = torch.tensor(100)
+        else:
+            out[key] = torch.rand(tuple(map(int, shape.split(','))), generator=gen)
     return out
 
 
-@pytest.mark.parametrize('depth', [50, 101])
-def test_mmpose_checkpoint_converts_to_identical_model(depth, tmp_path):
-    src = SCNet(depth=depth, zero_init_residual=False)
-    src.init_weights()
-    src_sd = src.state_dict()
-    converted, report = convert_mmpose_scnet(mmpose_layout(src_sd))
-    assert report == dict(skipped=['keypoint_head.final_layer.weight',
-                                   'keypoint_head.final_layer.bias'],
-                          unmapped=[], missing=[])
-    assert list(converted) == list(src_sd)
-    assert all(torch.equal(converted[k], v) for k, v in src_sd.items())
+def test_mmpose_checkpoint_converts_to_the_released_layout():
+    sd = mmpose_checkpoint()
+    converted, report = convert_mmpose_scnet(sd)
+    head = [k for k in sd if k.startswith('head.')]
+    assert len(head) == 20 and report == dict(skipped=head, unmapped=[], missing=[])
+    model = SCNet(depth=50)
+    model.load_state_dict(converted, strict=True)
+    # mmpose's block: conv1 -> norm1 -> K1 and conv2 -> norm2 -> SCConv (its
+    # forward), i.e. our branch a (conv1_a/bn1_a) and branch b (conv1_b/bn1_b).
+    pairs = {'layer1.0.conv1_a.weight': 'layer1.0.conv1.weight',
+             'layer1.0.bn1_a.running_var': 'layer1.0.bn1.running_var',
+             'layer2.3.conv1_b.weight': 'layer2.3.conv2.weight',
+             'layer4.2.bn1_b.weight': 'layer4.2.bn2.weight',
+             'layer3.0.scconv.k2.1.weight': 'layer3.0.scconv.k2.1.weight',
+             'layer3.0.downsample.1.bias': 'layer3.0.downsample.1.bias',
+             'conv1.weight': 'conv1.weight'}
+    state = model.state_dict()
+    for ours, theirs in pairs.items():
+        assert torch.equal(state[ours], sd['backbone.' + theirs]), ours
+    # Every backbone tensor of the mmpose file arrives exactly once.
+    arrived = sorted(v.sum().item() for k, v in state.items() if v.is_floating_point())
+    sent = sorted(v.sum().item() for k, v in sd.items()
+                  if k.startswith('backbone.') and v.is_floating_point())
+    assert arrived == sent
 
 
 def test_unmappable_and_missing_keys_are_reported():
-    sd = mmpose_layout(SCNet(depth=50).state_dict())
+    sd = mmpose_checkpoint()
     sd['backbone.layer1.0.plugin.weight'] = torch.zeros(3)
     sd['backbone.layer2.0.conv3.weight'] = torch.zeros(1)  # wrong shape
     del sd['backbone.layer4.2.bn3.running_mean']
@@ -57,21 +72,19 @@ def test_infer_depth():
 
 
 def test_converter_tool_end_to_end(tmp_path):
-    src = SCNet(depth=50)
-    src.init_weights()
+    sd = mmpose_checkpoint()
     mmpose_ckpt = tmp_path / 'pose.pth'
-    torch.save({'meta': {'mmpose_version': '0.x'}, 'state_dict': mmpose_layout(src.state_dict())},
-               mmpose_ckpt)
+    torch.save({'meta': {'mmpose_version': '1.3.2'}, 'state_dict': sd}, mmpose_ckpt)
     dst = tmp_path / 'scnet50.pth'
     tool = [sys.executable, str(REPO / 'tools/model_converters/mmpose2mmscnet.py')]
     out = subprocess.run(tool + [str(mmpose_ckpt), str(dst)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert 'skipped (2)' in out.stdout and 'unmapped' not in out.stdout
-    model = SCNet(depth=50, init_cfg=dict(type='Pretrained', checkpoint=str(dst))).eval()
+    assert 'skipped (20)' in out.stdout and 'unmapped' not in out.stdout
+    model = SCNet(depth=50, init_cfg=dict(type='Pretrained', checkpoint=str(dst)))
     model.init_weights()
-    x = torch.rand(1, 3, 128, 128)
-    with torch.no_grad():
-        assert all(torch.equal(a, b) for a, b in zip(model(x), src.eval()(x)))
+    expected, _ = convert_mmpose_scnet(sd)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, expected[key]), key
     # An existing output is never replaced silently.
     before = dst.read_bytes()
     out = subprocess.run(tool + [str(mmpose_ckpt), str(dst)], capture_output=True, text=True)

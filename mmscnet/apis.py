@@ -79,7 +79,7 @@ def apply_train_args(cfg, config_path, work_dir=None, amp=False, auto_scale_lr=F
             check_complete(last, f'the newest checkpoint (named in {cfg.work_dir}/last_checkpoint)')
         cfg.resume, cfg.load_from = True, None
     elif resume is not None:
-        if not osp.isfile(resume):
+        if '://' not in resume and not osp.isfile(resume):
             raise FileNotFoundError(f'--resume checkpoint not found: {resume}')
         cfg.resume, cfg.load_from = True, resume
     else:
@@ -127,7 +127,7 @@ def _default_det_tta(cfg):
 def apply_test_args(cfg, config_path, checkpoint, work_dir=None, out=None, show_dir=None,
                     tta=False):
     """Point ``cfg`` at ``checkpoint`` and turn on the requested outputs."""
-    if not osp.isfile(checkpoint):
+    if '://' not in checkpoint and not osp.isfile(checkpoint):  # URLs: mmengine's loaders
         raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
     if out is not None and not out.endswith(('.pkl', '.pickle')):
         raise ValueError(f'--out must be a .pkl or .pickle file, got {out!r}')

@@ -81,9 +81,37 @@ def load_from_local(filename, map_location=None):
                          f'({type(e).__name__}: {first_line})') from e
 
 
+def load_from_url(url, map_location=None, model_dir=None):
+    """A checkpoint at an http(s) URL: downloaded once into torch.hub's
+    checkpoint folder (``$TORCH_HOME/hub/checkpoints``), then read by
+    :func:`load_from_local`, so a downloaded file gets the same weights-only
+    check as a local one (mmengine's own URL loader unpickles it unchecked).
+    In a distributed run rank 0 downloads while the others wait."""
+    import os
+    from urllib.parse import urlparse
+
+    from mmengine.dist import barrier, get_dist_info
+    from torch.hub import download_url_to_file, get_dir
+    model_dir = model_dir or osp.join(get_dir(), 'checkpoints')
+    cached = osp.join(model_dir, osp.basename(urlparse(url).path))
+    rank, world_size = get_dist_info()
+    if rank == 0 and not osp.isfile(cached):
+        os.makedirs(model_dir, exist_ok=True)
+        try:
+            download_url_to_file(url, cached, progress=False)  # temp file, then rename
+        except Exception as e:
+            raise ValueError(f'cannot download checkpoint {url}: {e}') from e
+    if world_size > 1:
+        barrier()
+    return load_from_local(cached, map_location)
+
+
 def register():
-    """Route mmengine's local-file checkpoint loading through :func:`load_from_local`."""
+    """Route mmengine's local-file and URL checkpoint loading through
+    :func:`load_from_local` and :func:`load_from_url`."""
     CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
+    CheckpointLoader.register_scheme(prefixes=('http://', 'https://'), loader=load_from_url,
+                                     force=True)
 
 
 def check_complete(path, what='checkpoint'):

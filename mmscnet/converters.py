@@ -21,8 +21,8 @@ def load_state_dict_file(path):
     Returns the file's ``state_dict`` entry when it has one (mmengine / mmcv
     checkpoints), else the file's top-level dict.
     """
-    from mmscnet.checkpoint import load_from_local
-    ckpt = load_from_local(path, map_location='cpu')
+    from mmengine.runner import CheckpointLoader
+    ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')  # a file or URL
     if isinstance(ckpt, dict) and isinstance(ckpt.get('state_dict'), dict):
         ckpt = ckpt['state_dict']
     if not isinstance(ckpt, dict) or not all(isinstance(v, torch.Tensor) for v in ckpt.values()):

@@ -1,8 +1,11 @@
 """Semantic segmentation (mmseg) and ImageNet classification (mmpretrain) configs on
 generated toy data, released-checkpoint evaluation, and the paper's ablations."""
 import glob
+import os
 import os.path as osp
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -178,6 +181,59 @@ def test_tools_test_evaluates_released_checkpoint(toy_cls, tmp_path):
     assert 'mapped to backbone.* / head.fc.*' in log
     assert 'missing keys' not in log and 'unexpected key' not in log
     assert re.search(r'accuracy/top1: \d+\.\d+', log)
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """A local HTTP server (127.0.0.1 only) serving tmp_path/'served'."""
+    import functools
+    import http.server
+    import threading
+    served = tmp_path / 'served'
+    served.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield served, f'http://127.0.0.1:{server.server_address[1]}'
+    server.shutdown()
+    thread.join()
+
+
+def test_tools_test_takes_a_checkpoint_url(toy_cls, tmp_path, http_server):
+    served, url = http_server
+    config = str(REPO / 'configs/classification/scnet50_8xb32_in1k.py')
+    torch.save(randomize_(RefSCNet(), seed=3).state_dict(), served / 'scnet50-release.pth')
+    env = dict(os.environ, TORCH_HOME=str(tmp_path / 'torch_home'))
+    out = subprocess.run([sys.executable, 'tools/test.py', config, f'{url}/scnet50-release.pth',
+                          '--work-dir', str(tmp_path / 'w')] +
+                         cfg_options_argv(cls_options(config, toy_cls)),
+                         capture_output=True, text=True, cwd=REPO, env=env)
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log[-3000:]
+    assert 'mapped to backbone.* / head.fc.*' in log and re.search(r'accuracy/top1: \d', log)
+    cached = tmp_path / 'torch_home/hub/checkpoints/scnet50-release.pth'
+    assert cached.read_bytes() == (served / 'scnet50-release.pth').read_bytes()
+
+
+def test_checkpoint_url_gets_the_weights_only_check(tmp_path, http_server, monkeypatch):
+    from mmengine.runner import CheckpointLoader
+    served, url = http_server
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    marker = tmp_path / 'payload_ran'
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f'touch {marker}', ))
+
+    torch.save({'state_dict': {}, 'meta': Payload()}, served / 'evil.pth')
+    with pytest.raises(ValueError, match=r'cannot load checkpoint .*evil\.pth: it contains '
+                       'objects outside the allowed checkpoint types'):
+        CheckpointLoader.load_checkpoint(f'{url}/evil.pth')
+    assert not marker.exists()
+    with pytest.raises(ValueError, match=r'cannot download checkpoint http://127\.0\.0\.1:\d+/'
+                       r'nope\.pth: HTTP Error 404'):
+        CheckpointLoader.load_checkpoint(f'{url}/nope.pth')
 
 
 def test_released_to_mmpretrain_converter_tool(tmp_path):

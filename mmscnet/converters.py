@@ -9,6 +9,50 @@ import re
 from collections import OrderedDict
 
 import torch
+from mmengine.logging import print_log
+
+# Blocks per stage of the released SCNets.
+RELEASED_DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
+
+
+def released_layout(depth):
+    """Key -> shape of a released SCNet backbone (plain stem, BN, 1000-class
+    training without the fc), written out from the paper's architecture: what
+    a converted checkpoint must fill, with no model built."""
+    layout = OrderedDict()
+
+    def conv(name, out, inp, k):
+        layout[f'{name}.weight'] = (out, inp, k, k)
+
+    def bn(name, c):
+        for p in ('weight', 'bias', 'running_mean', 'running_var'):
+            layout[f'{name}.{p}'] = (c, )
+        layout[f'{name}.num_batches_tracked'] = ()
+
+    conv('conv1', 64, 3, 7)
+    bn('bn1', 64)
+    inplanes = 64
+    for i, blocks in enumerate(RELEASED_DEPTHS[depth]):
+        planes = 64 * 2**i
+        width = planes // 2  # each branch: half of ResNet's 3x3 width
+        for j in range(blocks):
+            b = f'layer{i + 1}.{j}'
+            conv(f'{b}.conv1_a', width, inplanes, 1)
+            bn(f'{b}.bn1_a', width)
+            conv(f'{b}.conv1_b', width, inplanes, 1)
+            bn(f'{b}.bn1_b', width)
+            for k, norm in (('k1.0', 'k1.1'), ('scconv.k2.1', 'scconv.k2.2'),
+                            ('scconv.k3.0', 'scconv.k3.1'), ('scconv.k4.0', 'scconv.k4.1')):
+                conv(f'{b}.{k}', width, width, 3)
+                bn(f'{b}.{norm}', width)
+            conv(f'{b}.conv3', planes * 4, width * 2, 1)
+            bn(f'{b}.bn3', planes * 4)
+            if j == 0:
+                conv(f'{b}.downsample.0', planes * 4, inplanes, 1)
+                bn(f'{b}.downsample.1', planes * 4)
+            inplanes = planes * 4
+    return layout
+
 
 # mmpose block key -> released block key (inside layerN.i.)
 _MMPOSE_BLOCK_KEYS = {'conv1.': 'conv1_a.', 'bn1.': 'bn1_a.', 'conv2.': 'conv1_b.', 'bn2.': 'bn1_b.'}
@@ -54,8 +98,6 @@ def convert_mmpose_scnet(state_dict, depth=None):
         keypoint head), ``unmapped`` (backbone keys with no place in SCNet, or
         whose shape differs) and ``missing`` (SCNet keys left unfilled).
     """
-    from mmscnet.models import SCNet
-
     has_prefix = any(k.startswith('backbone.') for k in state_dict)
     converted, skipped = OrderedDict(), []
     for key, value in state_dict.items():
@@ -69,9 +111,9 @@ def convert_mmpose_scnet(state_dict, depth=None):
             key = m.group(1) + _MMPOSE_BLOCK_KEYS[m.group(2)] + m.group(3)
         converted[key] = value
 
-    target = SCNet(depth=depth or infer_depth(converted)).state_dict()
+    target = released_layout(depth or infer_depth(converted))
     unmapped = [k for k, v in converted.items()
-                if k not in target or target[k].shape != v.shape]
+                if k not in target or tuple(v.shape) != target[k]]
     for k in unmapped:
         del converted[k]
     missing = [k for k in target if k not in converted]
@@ -87,6 +129,24 @@ def is_released_layout(state_dict):
     """True for a state dict in the authors' layout (top-level conv1 and layer1..)."""
     return any(k in state_dict for k in ('conv1.weight', 'conv1.0.weight')) and \
         any(k.startswith('layer1.0.scconv.') for k in state_dict)
+
+
+def rename_released_classifier(module, state_dict, prefix, *args):
+    """``load_state_dict`` pre-hook of an mmpretrain classifier (or a TTA model
+    around one): a checkpoint in the authors' layout (``conv1.*``,
+    ``layer*.*``, ``fc.*``) is renamed to ``backbone.*`` / ``head.fc.*`` as it
+    loads, so that ``load_from`` reads it once, as it is. Other checkpoints
+    pass untouched."""
+    if prefix or not is_released_layout(state_dict):
+        return
+    # Where the classifier sits in ``module``: '' or e.g. 'module.' in a TTA model.
+    inner = next(k[:k.index('backbone.')] for k in module.state_dict()
+                 if 'backbone.layer1.0.' in k)
+    renamed = {inner + k: v for k, v in released_to_mmpretrain(state_dict).items()}
+    state_dict.clear()
+    state_dict.update(renamed)
+    print_log('checkpoint in the SCNet release layout: mapped to backbone.* / head.fc.*',
+              logger='current')
 
 
 def released_to_mmpretrain(state_dict):

@@ -116,3 +116,10 @@ def test_load_state_dict_file_errors(tmp_path):
     torch.save([1, 2], not_sd)
     with pytest.raises(ValueError, match='does not hold a state dict'):
         load_state_dict_file(str(not_sd))
+
+
+@pytest.mark.parametrize('depth', [50, 101, 152])
+def test_released_layout_describes_the_backbone(depth):
+    from mmscnet.converters import released_layout
+    model = {k: tuple(v.shape) for k, v in SCNet(depth=depth).state_dict().items()}
+    assert released_layout(depth) == model

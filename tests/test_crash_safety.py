@@ -14,7 +14,7 @@ import torch
 from conftest import REPO, TOY_CONFIG, cfg_options_argv, data_options
 from mmengine.hooks import Hook
 
-from mmscnet.apis import apply_train_args, build_runner, load_config
+from mmscnet.tool_setup import apply_train_args, build_runner, load_config
 from mmscnet.checkpoint import load_from_local
 from mmscnet.synthetic import generate_toy_coco
 

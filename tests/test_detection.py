@@ -84,7 +84,7 @@ def test_train_checkpoint_test_resume_end_to_end(toy, tmp_path):
 
     # --resume: continue to epoch 2 from the last checkpoint.
     saved = load_from_local(str(ckpt))
-    from mmscnet.apis import apply_train_args, build_runner, load_config
+    from mmscnet.tool_setup import apply_train_args, build_runner, load_config
     cfg = load_config(TOY_CONFIG, dict(opts, **dict(sched, **{'train_cfg.max_epochs': 2})))
     apply_train_args(cfg, TOY_CONFIG, work_dir=str(work), resume='auto')
     runner = build_runner(cfg)

@@ -121,7 +121,10 @@ def recorded_argv(tmp_path, program, script_args, **env):
     subprocess.run(['bash'] + script_args, cwd=REPO, check=True, capture_output=True,
                    env=dict(os.environ, PATH=f'{fake}:{os.environ["PATH"]}',
                             RECORD=str(record), **env))
-    return record.read_text().split('\n')[:-1]
+    argv = record.read_text().split('\n')[:-1]
+    # The tool's path as the script wrote it, relative or absolute: shown relative.
+    return [os.path.relpath(os.path.join(REPO, a), REPO) if a.endswith('.py') and '/' in a
+            else a for a in argv]
 
 
 def test_dist_scripts_pass_every_argument_through(tmp_path):
@@ -151,7 +154,7 @@ def test_slurm_scripts_pass_every_argument_through(tmp_path):
 
 
 def test_slurm_launcher_without_gpus_says_what_to_use():
-    from mmscnet.apis import build_runner, load_config
+    from mmscnet.tool_setup import build_runner, load_config
     cfg = load_config(TOY_CONFIG, launcher='slurm')
     with pytest.raises(ValueError, match='--launcher slurm needs CUDA GPUs.*dist_train.sh'):
         build_runner(cfg)
@@ -161,7 +164,7 @@ def test_cpu_process_group_and_config_for_a_syncbn_config(monkeypatch):
     # One gloo process (world size 1) stands in for torchrun's N: the same calls.
     import torch.distributed as torch_dist
 
-    from mmscnet.apis import load_config
+    from mmscnet.tool_setup import load_config
     from mmscnet.distributed import setup_distributed
     for key, value in dict(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1', MASTER_ADDR='127.0.0.1',
                            MASTER_PORT=str(free_port())).items():

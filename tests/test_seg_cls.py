@@ -147,8 +147,7 @@ RELEASED = {
 
 @pytest.mark.parametrize('name', RELEASED)
 def test_released_classifier_logits_match_reference(name, toy_cls, tmp_path):
-    from mmscnet.apis import (apply_test_args, build_runner, load_config,
-                              load_released_classifier, released_classifier_state)
+    from mmscnet.tool_setup import apply_test_args, build_runner, load_config
     config = str(REPO / 'configs/classification' / name)
     ref = randomize_(RefSCNet(**RELEASED[name]), seed=2).eval()
     ckpt = tmp_path / 'released.pth'
@@ -156,12 +155,10 @@ def test_released_classifier_logits_match_reference(name, toy_cls, tmp_path):
 
     cfg = load_config(config, cls_options(config, toy_cls))
     apply_test_args(cfg, config, str(ckpt), work_dir=str(tmp_path))
-    state = released_classifier_state(cfg, str(ckpt))
-    assert state is not None and 'head.fc.weight' in state and 'backbone.conv1.bn' not in state
     runner = build_runner(cfg)
-    load_released_classifier(runner, state)
+    # strict: every tensor of the file placed (fc -> head.fc), nothing left over.
+    runner.load_checkpoint(str(ckpt), strict=True)
     model = runner.model.eval()
-    assert set(model.state_dict()) == set(state)  # every tensor placed, nothing left over
     x = torch.randn(2, 3, 160, 160)
     with torch.no_grad():
         logits, expected = model(x, mode='tensor'), ref(x)

@@ -3,23 +3,4 @@
 #   tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py options]
 # GPUS processes on this node: one per GPU (NCCL), or CPU processes (gloo) on
 # a machine without CUDA. Several nodes: NNODES, NODE_RANK, MASTER_ADDR, PORT.
-CONFIG=$1
-CHECKPOINT=$2
-GPUS=$3
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-
-PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
-exec ${PYTHON:-python} -m torch.distributed.run \
-    --nnodes="$NNODES" \
-    --node_rank="$NODE_RANK" \
-    --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$GPUS" \
-    --master_port="$PORT" \
-    "$(dirname "$0")/test.py" \
-    "$CONFIG" \
-    "$CHECKPOINT" \
-    --launcher pytorch \
-    "${@:4}"
+exec "$(dirname "$0")/dist_launch.sh" test.py "$3" "$1" "$2" --launcher pytorch "${@:4}"

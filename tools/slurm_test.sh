@@ -1,28 +1,5 @@
 #!/usr/bin/env bash
 # Testing on a Slurm cluster, as mmdetection ships it:
 #   [GPUS=8] tools/slurm_test.sh PARTITION JOB_NAME CONFIG CHECKPOINT [test.py options]
-# srun starts GPUS tasks (GPUS_PER_NODE per node); mmengine's slurm launcher
-# joins them with NCCL. SRUN_ARGS passes extra options to srun.
-set -x
-
-PARTITION=$1
-JOB_NAME=$2
-CONFIG=$3
-CHECKPOINT=$4
-GPUS=${GPUS:-8}
-GPUS_PER_NODE=${GPUS_PER_NODE:-8}
-CPUS_PER_TASK=${CPUS_PER_TASK:-5}
-SRUN_ARGS=${SRUN_ARGS:-""}
-PY_ARGS=("${@:5}")
-
-PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
-srun -p "${PARTITION}" \
-    --job-name="${JOB_NAME}" \
-    --gres=gpu:"${GPUS_PER_NODE}" \
-    --ntasks="${GPUS}" \
-    --ntasks-per-node="${GPUS_PER_NODE}" \
-    --cpus-per-task="${CPUS_PER_TASK}" \
-    --kill-on-bad-exit=1 \
-    ${SRUN_ARGS} \
-    ${PYTHON:-python} -u "$(dirname "$0")/test.py" "${CONFIG}" "${CHECKPOINT}" \
-    --launcher="slurm" "${PY_ARGS[@]}"
+# GPUS tasks, GPUS_PER_NODE (8) per node; SRUN_ARGS for srun (see slurm_launch.sh).
+exec "$(dirname "$0")/slurm_launch.sh" "$1" "$2" test.py "$3" "$4" --launcher="slurm" "${@:5}"

@@ -4,10 +4,9 @@
 """
 import argparse
 
-from mmscnet.apis import (add_common_args, add_dump_metric, apply_test_args, build_runner,
-                          load_config, load_released_classifier, parse_tool_args,
-                          released_classifier_state)
 from mmscnet.datacheck import annotation_errors_named
+from mmscnet.tool_setup import (add_common_args, apply_test_args, build_runner, load_config,
+                                parse_tool_args)
 
 
 def parse_args(argv=None):
@@ -28,18 +27,8 @@ def main(argv=None):
     cfg = load_config(args.config, args.cfg_options, args.launcher)
     apply_test_args(cfg, args.config, args.checkpoint, args.work_dir, args.out, args.show_dir,
                     args.tta)
-    # The authors' ImageNet checkpoints (conv1.*, fc.*) evaluate as they are.
-    released = released_classifier_state(cfg, args.checkpoint)
-    if released is not None:
-        cfg.load_from = None
     with annotation_errors_named(cfg):
-        runner = build_runner(cfg)
-        if released is not None:
-            load_released_classifier(runner, released)
-        if args.out:
-            add_dump_metric(runner, cfg.default_scope, args.out)
-        return runner.test()
-
+        return build_runner(cfg).test()
 
 if __name__ == '__main__':
     main()

@@ -4,9 +4,9 @@
 """
 import argparse
 
-from mmscnet.apis import (add_common_args, apply_train_args, build_runner, load_config,
-                          parse_tool_args)
 from mmscnet.datacheck import annotation_errors_named
+from mmscnet.tool_setup import (add_common_args, apply_train_args, build_runner, load_config,
+                                parse_tool_args)
 
 
 def parse_args(argv=None):

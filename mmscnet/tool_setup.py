@@ -1,7 +1,10 @@
-"""What tools/train.py and tools/test.py do, as functions the tests cover.
+"""What tools/train.py and tools/test.py do to a config and a runner, as
+functions the tests cover.
 
 They serve configs of mmdet, mmseg and mmpretrain alike: the config's
-``default_scope`` says which library's registries build its parts.
+``default_scope`` says which library's registries build its parts, and
+:data:`ADAPTERS` holds everything in which the three libraries differ for
+the tools (painting, TTA, dumping predictions, the released checkpoints).
 """
 import os
 import os.path as osp
@@ -11,7 +14,6 @@ from pathlib import Path
 
 from mmengine.config import Config, ConfigDict
 
-SCOPES = ('mmdet', 'mmseg', 'mmpretrain')
 
 
 def add_common_args(parser):
@@ -103,7 +105,7 @@ def _use_crash_safe_checkpoints(cfg):
         hook.type = 'mmscnet.CheckpointHook'
 
 
-def _default_det_tta(cfg):
+def _det_tta(cfg, config_path):
     # mmdet's own default: horizontal-flip TTA merged by NMS.
     if 'tta_model' not in cfg:
         warnings.warn('no tta_model in the config: using flip TTA with NMS (mmdet default)')
@@ -124,6 +126,41 @@ def _default_det_tta(cfg):
                                          'scale_factor', 'flip', 'flip_direction'))]])
 
 
+def _config_tta(cfg, config_path):
+    if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+        raise ValueError(f'{config_path}: --tta needs tta_model and tta_pipeline in the config')
+
+
+def _det_show(cfg, hook, show_dir):
+    hook.update(draw=True, test_out_dir=show_dir)  # the hook puts it under work_dir/<time>/
+
+
+def _seg_show(cfg, hook, show_dir):
+    hook.update(draw=True, interval=1)  # mmseg's hook otherwise paints every 50th image
+    cfg.visualizer.save_dir = osp.join(cfg.work_dir, show_dir)  # never into the cwd
+
+
+def _cls_show(cfg, hook, show_dir):
+    hook.update(enable=True, interval=1, out_dir=osp.join(cfg.work_dir, show_dir))
+
+
+def _accept_released_classifier(model):
+    from mmscnet.converters import rename_released_classifier
+    model.register_load_state_dict_pre_hook(rename_released_classifier)
+
+
+# default_scope -> how that library paints test images (--show-dir), does TTA
+# without a config entry (--tta), dumps raw predictions (--out), and what its
+# models need to load the authors' checkpoints.
+ADAPTERS = {
+    'mmdet': dict(show=_det_show, tta=_det_tta, dump='DumpDetResults', model=None),
+    'mmseg': dict(show=_seg_show, tta=_config_tta, dump='DumpResults', model=None),
+    'mmpretrain': dict(show=_cls_show, tta=_config_tta, dump='DumpResults',
+                       model=_accept_released_classifier),
+}
+SCOPES = tuple(ADAPTERS)
+
+
 def apply_test_args(cfg, config_path, checkpoint, work_dir=None, out=None, show_dir=None,
                     tta=False):
     """Point ``cfg`` at ``checkpoint`` and turn on the requested outputs."""
@@ -136,50 +173,21 @@ def apply_test_args(cfg, config_path, checkpoint, work_dir=None, out=None, show_
     from mmscnet.datacheck import check_annotation_files, use_data_checks
     use_data_checks(cfg)
     check_annotation_files(cfg, ('test_dataloader', 'test_evaluator'))
-    scope = cfg.default_scope
+    adapter = ADAPTERS[cfg.default_scope]
     if show_dir is not None:
         hook = cfg.default_hooks.get('visualization')
         if hook is None:
             raise ValueError(f'{config_path}: --show-dir needs default_hooks.visualization')
-        if scope == 'mmdet':
-            hook.update(draw=True, test_out_dir=show_dir)  # the hook puts it under work_dir/<time>/
-        else:
-            # Relative paths go under the work dir here too, never into the cwd.
-            show_dir = osp.join(cfg.work_dir, show_dir)
-            if scope == 'mmseg':
-                # mmseg's hook otherwise paints only every 50th image
-                hook.update(draw=True, interval=1)
-                cfg.visualizer.save_dir = show_dir
-            else:
-                hook.update(enable=True, interval=1, out_dir=show_dir)
+        adapter['show'](cfg, hook, show_dir)
     if tta:
-        if scope == 'mmdet':
-            _default_det_tta(cfg)
-        elif 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
-            raise ValueError(f'{config_path}: --tta needs tta_model and tta_pipeline in the config')
+        adapter['tta'](cfg, config_path)
         cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    if out is not None:
+        metrics = cfg.test_evaluator
+        metrics = list(metrics) if isinstance(metrics, (list, tuple)) else [metrics]
+        cfg.test_evaluator = metrics + [dict(type=adapter['dump'], out_file_path=out)]
     return cfg
-
-
-def released_classifier_state(cfg, checkpoint):
-    """For an mmpretrain config, a checkpoint in the authors' layout mapped to
-    mmpretrain's keys (backbone.*, head.fc.*); None for any other checkpoint."""
-    if cfg.default_scope != 'mmpretrain':
-        return None
-    from mmscnet.converters import is_released_layout, load_state_dict_file, \
-        released_to_mmpretrain
-    state_dict = load_state_dict_file(checkpoint)
-    return released_to_mmpretrain(state_dict) if is_released_layout(state_dict) else None
-
-
-def load_released_classifier(runner, state_dict):
-    """Load a mapped released checkpoint into the runner's model. mmengine logs
-    every key it could not place (missing or unexpected)."""
-    from mmengine.runner.checkpoint import load_state_dict
-    runner.logger.info('checkpoint in the SCNet release layout: mapped to backbone.* / head.fc.*')
-    model = getattr(runner.model, 'module', runner.model)  # a TTA wrapper holds it as .module
-    load_state_dict(model, state_dict, strict=False, logger=runner.logger)
 
 
 def build_runner(cfg):
@@ -191,15 +199,8 @@ def build_runner(cfg):
     if cfg.get('randomness', {}).get('deterministic'):
         # cuBLAS refuses PyTorch's deterministic mode without a fixed workspace.
         os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
-    return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-
-
-def add_dump_metric(runner, scope, out):
-    """Save the raw predictions of a test run to ``out`` (a pickle)."""
-    if scope == 'mmdet':
-        from mmdet.evaluation import DumpDetResults
-        metric = DumpDetResults(out_file_path=out)
-    else:
-        from mmengine.evaluator import DumpResults
-        metric = DumpResults(out_file_path=out)
-    runner.test_evaluator.metrics.append(metric)
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    prepare_model = ADAPTERS[cfg.default_scope]['model']
+    if prepare_model is not None:
+        prepare_model(runner.model)
+    return runner

@@ -4,11 +4,12 @@ mmscnet's backbone uses the authors' key names, so their checkpoints need no
 conversion. mmpose's SCNet (top-down keypoint models) names the two 1x1
 projections after its ResNet: ``conv1/bn1`` (branch a) and ``conv2/bn2``
 (branch b), under a ``backbone.`` prefix.
+
+Pure key mappings: reading files is :mod:`mmscnet.checkpoint_io`'s.
 """
 import re
 from collections import OrderedDict
 
-import torch
 from mmengine.logging import print_log
 
 # Blocks per stage of the released SCNets.
@@ -57,21 +58,6 @@ def released_layout(depth):
 # mmpose block key -> released block key (inside layerN.i.)
 _MMPOSE_BLOCK_KEYS = {'conv1.': 'conv1_a.', 'bn1.': 'bn1_a.', 'conv2.': 'conv1_b.', 'bn2.': 'bn1_b.'}
 _BLOCK = re.compile(r'^(layer\d+\.\d+\.)(conv1\.|bn1\.|conv2\.|bn2\.)(.*)$')
-
-
-def load_state_dict_file(path):
-    """Read a checkpoint's state dict safely, with clear errors.
-
-    Returns the file's ``state_dict`` entry when it has one (mmengine / mmcv
-    checkpoints), else the file's top-level dict.
-    """
-    from mmengine.runner import CheckpointLoader
-    ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')  # a file or URL
-    if isinstance(ckpt, dict) and isinstance(ckpt.get('state_dict'), dict):
-        ckpt = ckpt['state_dict']
-    if not isinstance(ckpt, dict) or not all(isinstance(v, torch.Tensor) for v in ckpt.values()):
-        raise ValueError(f'{path} does not hold a state dict (a mapping of names to tensors)')
-    return ckpt
 
 
 def infer_depth(state_dict):

@@ -75,7 +75,7 @@ def apply_train_args(cfg, config_path, work_dir=None, amp=False, auto_scale_lr=F
         # mmengine reads work_dir/last_checkpoint; a newest checkpoint that is
         # cut short is named here, with the complete ones to choose from.
         from mmengine.runner import find_latest_checkpoint
-        from mmscnet.checkpoint import check_complete
+        from mmscnet.checkpoint_io import check_complete
         last = find_latest_checkpoint(cfg.work_dir) if osp.isdir(cfg.work_dir) else None
         if last:
             check_complete(last, f'the newest checkpoint (named in {cfg.work_dir}/last_checkpoint)')

@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import TOY_CONFIG, cfg_options_argv, data_options
 
-from mmscnet.checkpoint import load_from_local
+from mmscnet.checkpoint_io import load_from_local
 from mmscnet.models import SCNet
 from mmscnet.synthetic import generate_toy_coco
 

@@ -8,7 +8,7 @@ import torch
 from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
 
-from mmscnet.checkpoint import load_from_local
+from mmscnet.checkpoint_io import load_from_local
 
 
 def _mmengine_like_checkpoint(path):

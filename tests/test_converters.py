@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmscnet.converters import convert_mmpose_scnet, infer_depth, load_state_dict_file
+from mmscnet.checkpoint_io import load_state_dict_file
+from mmscnet.converters import convert_mmpose_scnet, infer_depth
 from mmscnet.models import SCNet
 
 REPO = Path(__file__).resolve().parents[1]

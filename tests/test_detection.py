@@ -10,7 +10,7 @@ import torch
 from conftest import REPO, TOY_CONFIG, dataset_keys, cfg_options_argv, data_options, run_tool
 from mmengine.config import Config
 
-from mmscnet.checkpoint import load_from_local
+from mmscnet.checkpoint_io import load_from_local
 from mmscnet.synthetic import generate_toy_coco
 
 DET_CONFIGS = sorted(glob.glob(str(REPO / 'configs/detection/*.py')))

@@ -15,7 +15,7 @@ import pytest
 import torch
 from conftest import REPO, TOY_CONFIG, cfg_options_argv, data_options
 
-from mmscnet.checkpoint import load_from_local
+from mmscnet.checkpoint_io import load_from_local
 from mmscnet.synthetic import generate_toy_coco
 
 NUM_TRAIN, BATCH = 8, 2

@@ -10,7 +10,8 @@ import sys
 
 import torch
 
-from mmscnet.converters import convert_mmpose_scnet, load_state_dict_file
+from mmscnet.checkpoint_io import load_state_dict_file
+from mmscnet.converters import convert_mmpose_scnet
 
 
 def main(argv=None):

@@ -12,7 +12,8 @@ import sys
 
 import torch
 
-from mmscnet.converters import is_released_layout, load_state_dict_file, released_to_mmpretrain
+from mmscnet.checkpoint_io import load_state_dict_file
+from mmscnet.converters import is_released_layout, released_to_mmpretrain
 
 
 def main(argv=None):

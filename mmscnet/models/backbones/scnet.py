@@ -27,7 +27,7 @@ from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmengine.model import BaseModule, Sequential
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmscnet.checkpoint import refuse_unfit_state
+from mmscnet.checkpoint_io import refuse_unfit_state
 from mmscnet.registry import MODELS
 
 POOLING_TYPES = ('avg', 'max')

@@ -1,4 +1,13 @@
-"""Loading mmengine checkpoints under PyTorch >= 2.6, with weights_only kept on.
+"""Every checkpoint file mmscnet reads or checks goes through here.
+
+- :func:`load_from_local` / :func:`load_from_url`: mmengine's loaders for
+  local files and http(s) URLs (installed by :func:`register`), weights-only.
+- :func:`load_state_dict_file`: a state dict for the converter tools.
+- :func:`check_complete`: is a zip checkpoint cut short (before resuming).
+- :func:`refuse_unfit_state`: SCNet's guard against weights of another
+  architecture or depth.
+
+Loading mmengine checkpoints under PyTorch >= 2.6, with weights_only kept on:
 
 mmengine 0.10.7 calls ``torch.load`` without ``weights_only``; PyTorch >= 2.6
 treats that as ``weights_only=True`` and refuses the non-tensor objects that
@@ -105,6 +114,20 @@ def load_from_url(url, map_location=None, model_dir=None):
         barrier()
     return load_from_local(cached, map_location)
 
+
+
+def load_state_dict_file(path):
+    """Read a checkpoint's state dict safely, with clear errors.
+
+    Returns the file's ``state_dict`` entry when it has one (mmengine / mmcv
+    checkpoints), else the file's top-level dict.
+    """
+    ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')  # a file or URL
+    if isinstance(ckpt, dict) and isinstance(ckpt.get('state_dict'), dict):
+        ckpt = ckpt['state_dict']
+    if not isinstance(ckpt, dict) or not all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        raise ValueError(f'{path} does not hold a state dict (a mapping of names to tensors)')
+    return ckpt
 
 def register():
     """Route mmengine's local-file and URL checkpoint loading through

@@ -115,7 +115,6 @@ def load_from_url(url, map_location=None, model_dir=None):
     return load_from_local(cached, map_location)
 
 
-
 def load_state_dict_file(path):
     """Read a checkpoint's state dict safely, with clear errors.
 
@@ -128,6 +127,7 @@ def load_state_dict_file(path):
     if not isinstance(ckpt, dict) or not all(isinstance(v, torch.Tensor) for v in ckpt.values()):
         raise ValueError(f'{path} does not hold a state dict (a mapping of names to tensors)')
     return ckpt
+
 
 def register():
     """Route mmengine's local-file and URL checkpoint loading through

@@ -63,7 +63,7 @@ _BLOCK = re.compile(r'^(layer\d+\.\d+\.)(conv1\.|bn1\.|conv2\.|bn2\.)(.*)$')
 def infer_depth(state_dict):
     """Depth from the number of blocks in stage 3: 6 -> 50, 23 -> 101, 36 -> 152."""
     blocks = {int(m.group(1)) for k in state_dict for m in [re.match(r'^layer3\.(\d+)\.', k)] if m}
-    depth = {6: 50, 23: 101, 36: 152}.get(len(blocks))
+    depth = {stages[2]: d for d, stages in RELEASED_DEPTHS.items()}.get(len(blocks))
     if depth is None:
         raise ValueError(f'cannot infer the SCNet depth: stage 3 has {len(blocks)} blocks '
                          '(expected 6, 23 or 36 for depth 50, 101 or 152)')

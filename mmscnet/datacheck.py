@@ -32,6 +32,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
 from mmscnet.registry import HOOKS, TRANSFORMS
+from mmscnet.tool_setup import replace_types
 
 _JPEG, _PNG = b'\xff\xd8\xff', b'\x89PNG\r\n\x1a\n'
 
@@ -186,6 +187,8 @@ class DataCheckHook(Hook):
         ann_file = getattr(dataset, 'ann_file', '')
         if not filter_cfg or not str(ann_file).endswith('.json') or '://' in ann_file:
             return
+        # mmdet drops its COCO index after loading, so the file is read once
+        # more here (main process, once a run) to name what was filtered out.
         with open(ann_file) as f:
             coco = json.load(f)
         kept = {dataset.get_data_info(i)['img_id'] for i in range(len(dataset))}
@@ -213,17 +216,7 @@ def use_data_checks(cfg):
     """Swap mmcv's LoadImageFromFile for :class:`LoadImageFromFile` in every
     pipeline of ``cfg`` and add :class:`DataCheckHook` (same results on good data)."""
 
-    def swap(node):
-        if isinstance(node, dict):
-            if node.get('type') == 'LoadImageFromFile':
-                node['type'] = 'mmscnet.LoadImageFromFile'
-            for value in node.values():
-                swap(value)
-        elif isinstance(node, (list, tuple)):
-            for value in node:
-                swap(value)
-
-    swap(cfg._cfg_dict)
+    replace_types(cfg._cfg_dict, ('LoadImageFromFile', ), 'mmscnet.LoadImageFromFile')
     hooks = list(cfg.get('custom_hooks') or [])
     if not any(h.get('type') in ('DataCheckHook', 'mmscnet.DataCheckHook') for h in hooks):
         cfg.custom_hooks = hooks + [dict(type='mmscnet.DataCheckHook')]

@@ -18,23 +18,10 @@ import torch
 import torch.distributed as torch_dist
 from mmengine.logging import print_log
 
+from mmscnet.tool_setup import replace_types
+
 # Backends that need CUDA tensors; on a CPU machine they become gloo.
 _GPU_BACKENDS = ('nccl', )
-
-
-def _sync_bn_to_bn(node):
-    """Replace every SyncBN norm config in ``node`` (nested dicts/lists) by BN."""
-    changed = 0
-    if isinstance(node, dict):
-        if node.get('type') in ('SyncBN', 'MMSyncBN'):
-            node['type'] = 'BN'
-            changed += 1
-        for value in node.values():
-            changed += _sync_bn_to_bn(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            changed += _sync_bn_to_bn(value)
-    return changed
 
 
 def setup_distributed(cfg):
@@ -75,7 +62,7 @@ def setup_distributed(cfg):
     wrapper.setdefault('device_ids', None)  # a CPU module: no device to pin
     cfg.model_wrapper_cfg = wrapper
 
-    reverted = _sync_bn_to_bn(cfg.model)
+    reverted = replace_types(cfg.model, ('SyncBN', 'MMSyncBN'), 'BN')
     if cfg.get('sync_bn'):
         cfg.sync_bn = None
         reverted += 1

@@ -16,6 +16,22 @@ from mmengine.config import Config, ConfigDict
 
 
 
+def replace_types(node, old_types, new_type):
+    """Set ``type=new_type`` on every dict of a config tree (nested dicts,
+    lists, tuples) whose ``type`` is in ``old_types``; return how many."""
+    changed = 0
+    if isinstance(node, dict):
+        if node.get('type') in old_types:
+            node['type'] = new_type
+            changed += 1
+        for value in node.values():
+            changed += replace_types(value, old_types, new_type)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            changed += replace_types(value, old_types, new_type)
+    return changed
+
+
 def add_common_args(parser):
     """--cfg-options, --launcher and --local-rank, shared by tools/train.py and tools/test.py."""
     from mmengine.config import DictAction
@@ -100,9 +116,8 @@ def apply_train_args(cfg, config_path, work_dir=None, amp=False, auto_scale_lr=F
 
 def _use_crash_safe_checkpoints(cfg):
     """mmengine's CheckpointHook -> mmscnet.CheckpointHook (same arguments; see mmscnet/hooks.py)."""
-    hook = cfg.get('default_hooks', {}).get('checkpoint')
-    if hook is not None and hook.get('type') in ('CheckpointHook', 'mmengine.CheckpointHook'):
-        hook.type = 'mmscnet.CheckpointHook'
+    replace_types(cfg.get('default_hooks', {}).get('checkpoint'),
+                  ('CheckpointHook', 'mmengine.CheckpointHook'), 'mmscnet.CheckpointHook')
 
 
 def _det_tta(cfg, config_path):

@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export VENV
 
-.PHONY: setup demo test
+.PHONY: setup demo demo-pose test
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: setup.py tools/setup_env.sh
@@ -13,7 +13,10 @@ $(VENV)/.installed: setup.py tools/setup_env.sh
 	touch $@
 
 demo: setup
-	PY=$(PY) ./tools/demo.sh
+	PY=$(PY) ./tools/demo.sh det
+
+demo-pose: setup
+	PY=$(PY) ./tools/demo.sh pose
 
 test: setup
 	$(PY) -m pytest tests -q

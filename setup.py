@@ -18,9 +18,13 @@ extras = {
     'detection': ['mmdet>=3.0.0,<4.0.0', 'pycocotools'],
     'segmentation': ['mmsegmentation>=1.0.0,<2.0.0', 'ftfy', 'regex'],
     'classification': ['mmpretrain>=1.0.0,<2.0.0', 'torchvision'],
+    # mmpose itself is installed with --no-deps (tools/setup_env.sh, README): its
+    # requirement chumpy does not build. These are its real needs; xtcocotools
+    # must be built against the installed numpy (PyPI's wheel is numpy 1's).
+    'pose': ['json_tricks', 'munkres', 'xtcocotools>=1.12', 'scipy', 'matplotlib', 'torchvision'],
     'tests': ['pytest>=7'],
 }
-extras['all'] = sorted({r for k in ('detection', 'segmentation', 'classification') for r in extras[k]})
+extras['all'] = sorted({r for k in ('detection', 'segmentation', 'classification', 'pose') for r in extras[k]})
 extras['dev'] = extras['tests']
 
 setup(

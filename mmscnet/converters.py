@@ -106,6 +106,22 @@ def convert_mmpose_scnet(state_dict, depth=None):
     return converted, dict(skipped=skipped, unmapped=unmapped, missing=missing)
 
 
+def convert_mmpose_topdown(state_dict, depth=None):
+    """A whole mmpose top-down SCNet model (``backbone.*`` and ``head.*``) for
+    the same model with ``backbone=dict(type='mmscnet.SCNet')``: the backbone
+    mapped by :func:`convert_mmpose_scnet` under its ``backbone.`` prefix, every
+    other key (the head) kept as it is. Returns the state dict and the report
+    (``kept`` lists the keys outside the backbone)."""
+    if not any(k.startswith('backbone.') for k in state_dict):
+        raise ValueError('not a whole mmpose model: no backbone.* keys (a bare backbone '
+                         'converts without keeping a head)')
+    backbone, report = convert_mmpose_scnet(state_dict, depth)
+    converted = OrderedDict(('backbone.' + k, v) for k, v in backbone.items())
+    kept = report.pop('skipped')
+    converted.update((k, state_dict[k]) for k in kept)
+    return converted, dict(report, kept=kept)
+
+
 # The authors' full ImageNet classifier (conv1 ... layer4, fc) inside
 # mmpretrain's ImageClassifier: backbone.* and head.fc.*. Applied in order.
 RELEASED_TO_MMPRETRAIN = ((r'^fc\.', 'head.fc.'), (r'^(?!head\.)', 'backbone.'))

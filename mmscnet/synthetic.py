@@ -6,6 +6,10 @@ Each image holds one to three non-overlapping objects of three classes:
 carry boxes, polygon masks (traced from the drawn pixels), areas and, for
 persons, COCO-style keypoints, so detection, instance segmentation and
 keypoint work can all use it.
+
+:func:`generate_toy_keypoints` writes a person-only set for top-down keypoint
+models, whose poses vary (limb angles, scale, facing, cut by the border,
+occluded) so that keypoint AP measures something.
 """
 import json
 import os
@@ -147,6 +151,149 @@ def generate_toy_coco(out_dir, num_train=240, num_val=48, image_size=(160, 160),
         paths[split] = osp.join(out_dir, 'annotations', f'instances_{split}.json')
         with open(paths[split], 'w') as f:
             json.dump(dict(info=dict(description=f'mmscnet toy COCO, seed {seed}'),
+                           images=images, annotations=annotations, categories=categories), f)
+    return paths
+
+
+# A person facing the camera shows their left side on the image's right; seen
+# from behind, on the image's left. The head says which (face with eyes, or
+# hair): a cue that survives a horizontal flip, as in real photographs.
+_SKIN, _HAIR, _EYE = (150, 180, 225), (30, 40, 60), (20, 20, 20)
+_FACE = ('nose', 'left_eye', 'right_eye')
+
+
+def _posed_person(rng, cx, cy, h, facing_camera):
+    """17 keypoints of a person of height h around (cx, cy) in a random pose."""
+    u = h / 8.0
+    side = 1.0 if facing_camera else -1.0  # image-x direction of the person's left side
+    tilt = rng.uniform(-0.25, 0.25)  # torso lean, radians from vertical
+    up = np.array([np.sin(tilt), -np.cos(tilt)])
+    across = np.array([-up[1], up[0]]) * side  # towards the person's left
+    hip_c = np.array([cx, cy + 0.6 * u])
+    neck = hip_c + 2.8 * u * up
+    kp = {'left_shoulder': neck + 1.0 * u * across, 'right_shoulder': neck - 1.0 * u * across,
+          'left_hip': hip_c + 0.7 * u * across, 'right_hip': hip_c - 0.7 * u * across}
+    head = neck + 1.0 * u * up
+    kp['nose'] = head + 0.1 * u * up
+    kp['left_eye'], kp['right_eye'] = (head + 0.35 * u * up + s * 0.3 * u * across for s in (1, -1))
+    kp['left_ear'], kp['right_ear'] = (head + 0.2 * u * up + s * 0.62 * u * across for s in (1, -1))
+
+    def limb(start, angle, length):  # angle from "down", positive towards the person's left
+        d = np.array([np.sin(angle) * side, np.cos(angle)])
+        return start + length * u * d
+
+    for s, name in ((1, 'left'), (-1, 'right')):
+        upper = s * rng.uniform(-0.4, 2.6)  # arms: from hanging down to raised
+        kp[f'{name}_elbow'] = limb(kp[f'{name}_shoulder'], upper, 1.5)
+        kp[f'{name}_wrist'] = limb(kp[f'{name}_elbow'], upper + s * rng.uniform(-0.5, 1.8), 1.4)
+        thigh = s * rng.uniform(-0.35, 0.7)
+        kp[f'{name}_knee'] = limb(kp[f'{name}_hip'], thigh, 1.7)
+        kp[f'{name}_ankle'] = limb(kp[f'{name}_knee'], thigh + s * rng.uniform(-0.6, 0.3), 1.6)
+    return np.array([kp[k] for k in KEYPOINTS], np.float64), head, u
+
+
+def _paint_person(canvas, mask, keypoints, head, u, colour, facing_camera):
+    import cv2
+    pts = {k: tuple(int(round(c)) for c in p) for k, p in zip(KEYPOINTS, keypoints)}
+    width = max(2, int(round(0.6 * u)))
+    torso = np.array([pts['left_shoulder'], pts['right_shoulder'], pts['right_hip'],
+                      pts['left_hip']], np.int32)
+    for target, value in ((canvas, colour), (mask, 1)):
+        cv2.fillPoly(target, [torso], value)
+        for a, b in SKELETON:
+            if a > 5 and b > 5:
+                cv2.line(target, pts[KEYPOINTS[a - 1]], pts[KEYPOINTS[b - 1]], value, width)
+        cv2.circle(target, tuple(int(round(c)) for c in head), int(round(0.8 * u)),
+                   value if target is mask else (_SKIN if facing_camera else _HAIR), -1)
+    # Joints a shade darker, as sleeves and trouser legs end there: what makes an
+    # elbow findable on a straight arm.
+    joint = tuple(int(c * 0.6) for c in colour)
+    for name in KEYPOINTS[5:]:
+        cv2.circle(canvas, pts[name], max(1, int(round(0.3 * u))), joint, -1)
+    if facing_camera:
+        for name in ('left_eye', 'right_eye'):
+            cv2.circle(canvas, pts[name], max(1, int(round(0.12 * u))), _EYE, -1)
+
+
+def generate_toy_keypoints(out_dir, num_train=400, num_val=60, image_size=(160, 160), seed=0):
+    """Top-down keypoint data: ``{out_dir}/{train,val}/*.png`` and
+    ``{out_dir}/annotations/person_keypoints_{split}.json`` (COCO format).
+
+    Each image holds one or two persons (17 COCO keypoints) and up to two
+    balls or boxes. Visibility flags follow COCO: 2 visible; 1 labelled but
+    hidden (under a ball or box drawn over the person); 0 not labelled (out of
+    the image, or the face of a person seen from behind), with x = y = 0.
+    The same arguments always give the same files.
+    """
+    import cv2
+    categories = [dict(id=1, name='person', supercategory='person', keypoints=list(KEYPOINTS),
+                       skeleton=SKELETON)]
+    h, w = image_size
+    os.makedirs(osp.join(out_dir, 'annotations'), exist_ok=True)
+    paths = {}
+    for split, count, split_seed in (('train', num_train, seed), ('val', num_val, seed + 1)):
+        rng = np.random.RandomState(split_seed)
+        os.makedirs(osp.join(out_dir, split), exist_ok=True)
+        images, annotations = [], []
+        for i in range(count):
+            img, _ = _scene(rng, image_size, max_objects=0, min_objects=0)
+            persons = []
+            n_persons = rng.randint(1, 3)
+            for p in range(n_persons):
+                height = rng.uniform(0.45, 0.85) * h / (1.0 + 0.3 * (n_persons - 1))
+                # One person in four is cut by the image border.
+                margin = -0.25 * height if rng.rand() < 0.25 else 0.3 * height
+                lo, hi = margin, w - margin
+                cx = rng.uniform(lo, hi) if n_persons == 1 else \
+                    rng.uniform(lo + p * (hi - lo) / 2, lo + (p + 1) * (hi - lo) / 2)
+                cy = rng.uniform(min(0.5 * height, h / 2), max(h - 0.5 * height, h / 2))
+                facing = bool(rng.rand() < 0.5)
+                keypoints, head, u = _posed_person(rng, cx, cy, height, facing)
+                mask = np.zeros((h, w), np.uint8)
+                _paint_person(img, mask, keypoints, head, u, _colour(rng, 'person'), facing)
+                persons.append((keypoints, mask, facing))
+            # Balls and boxes, some of them over a person: what they hide is flagged 1.
+            occluder = np.zeros((h, w), np.uint8)
+            for _ in range(rng.randint(0, 3)):
+                name = ('ball', 'box')[rng.randint(2)]
+                size = rng.uniform(0.12, 0.25) * min(h, w)
+                obj, _ = _draw(rng, name, rng.uniform(0.1 * w, 0.9 * w),
+                               rng.uniform(0.1 * h, 0.9 * h), size, (h, w))
+                img[obj.astype(bool)] = _colour(rng, name)
+                occluder |= obj
+            for p, (keypoints, mask, facing) in enumerate(persons):
+                hidden = occluder.astype(bool)  # by balls, boxes and persons painted later
+                for _, later, _ in persons[p + 1:]:
+                    hidden |= later.astype(bool)
+                mask = mask.astype(bool) & ~hidden
+                if mask.sum() < 50:
+                    continue
+                flags = np.full(len(KEYPOINTS), 2)
+                xi = np.clip(keypoints[:, 0].round().astype(int), 0, w - 1)
+                yi = np.clip(keypoints[:, 1].round().astype(int), 0, h - 1)
+                flags[hidden[yi, xi]] = 1
+                inside = (keypoints[:, 0] >= 0) & (keypoints[:, 0] < w) & \
+                         (keypoints[:, 1] >= 0) & (keypoints[:, 1] < h)
+                flags[~inside] = 0
+                if not facing:
+                    flags[[KEYPOINTS.index(k) for k in _FACE]] = 0
+                if not (flags > 0).any():
+                    continue
+                ys, xs = np.nonzero(mask)
+                x0, y0 = float(xs.min()), float(ys.min())
+                kps = [v for (x, y), f in zip(keypoints, flags)
+                       for v in ((round(x, 2), round(y, 2), 2) if f == 2 else
+                                 (round(x, 2), round(y, 2), 1) if f == 1 else (0, 0, 0))]
+                annotations.append(dict(
+                    id=len(annotations) + 1, image_id=i + 1, category_id=1, iscrowd=0,
+                    area=float(mask.sum()), num_keypoints=int((flags > 0).sum()), keypoints=kps,
+                    bbox=[x0, y0, float(xs.max()) + 1 - x0, float(ys.max()) + 1 - y0]))
+            file_name = f'{i:06d}.png'
+            cv2.imwrite(osp.join(out_dir, split, file_name), img)
+            images.append(dict(id=i + 1, file_name=file_name, height=h, width=w))
+        paths[split] = osp.join(out_dir, 'annotations', f'person_keypoints_{split}.json')
+        with open(paths[split], 'w') as f:
+            json.dump(dict(info=dict(description=f'mmscnet toy keypoints, seed {seed}'),
                            images=images, annotations=annotations, categories=categories), f)
     return paths
 

@@ -1,9 +1,9 @@
 """What tools/train.py and tools/test.py do to a config and a runner, as
 functions the tests cover.
 
-They serve configs of mmdet, mmseg and mmpretrain alike: the config's
+They serve configs of mmdet, mmseg, mmpretrain and mmpose alike: the config's
 ``default_scope`` says which library's registries build its parts, and
-:data:`ADAPTERS` holds everything in which the three libraries differ for
+:data:`ADAPTERS` holds everything in which the four libraries differ for
 the tools (painting, TTA, dumping predictions, the released checkpoints).
 """
 import os
@@ -62,7 +62,7 @@ def load_config(path, cfg_options=None, launcher='none'):
     scope = cfg.get('default_scope')
     if scope not in SCOPES:
         raise ValueError(f'{path}: default_scope must be one of {SCOPES} (inherit a config of '
-                         f'mmdet, mmseg or mmpretrain), got {scope!r}')
+                         f'mmdet, mmseg, mmpretrain or mmpose), got {scope!r}')
     cfg.launcher = launcher
     return cfg
 
@@ -159,6 +159,12 @@ def _cls_show(cfg, hook, show_dir):
     hook.update(enable=True, interval=1, out_dir=osp.join(cfg.work_dir, show_dir))
 
 
+def _pose_show(cfg, hook, show_dir):
+    import mmscnet.visualization  # noqa: F401  (registers the hook; needs mmpose)
+    # One PNG per image with all its persons, ground truth beside prediction.
+    hook.update(type='mmscnet.PoseVisualizationHook', enable=True, out_dir=show_dir)
+
+
 def _accept_released_classifier(model):
     from mmscnet.converters import rename_released_classifier
     model.register_load_state_dict_pre_hook(rename_released_classifier)
@@ -172,6 +178,8 @@ ADAPTERS = {
     'mmseg': dict(show=_seg_show, tta=_config_tta, dump='DumpResults', model=None),
     'mmpretrain': dict(show=_cls_show, tta=_config_tta, dump='DumpResults',
                        model=_accept_released_classifier),
+    # mmpose flips at test time through the model's test_cfg (flip_test), not a TTA model.
+    'mmpose': dict(show=_pose_show, tta=_config_tta, dump='DumpResults', model=None),
 }
 SCOPES = tuple(ADAPTERS)
 

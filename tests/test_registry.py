@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-LIBS = ['mmdet', 'mmseg', 'mmpretrain']
+LIBS = ['mmdet', 'mmseg', 'mmpretrain', 'mmpose']
 
 
 @pytest.mark.parametrize('lib', LIBS)
@@ -40,7 +40,7 @@ def test_mmdet_own_scnet_is_untouched():
 
 def test_import_mmscnet_is_light():
     code = ('import sys, mmscnet, mmscnet.models; '
-            'heavy = [m for m in ("mmdet", "mmseg", "mmpretrain") if m in sys.modules]; '
+            'heavy = [m for m in ("mmdet", "mmseg", "mmpretrain", "mmpose") if m in sys.modules]; '
             'print(heavy)')
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

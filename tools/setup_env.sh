@@ -36,5 +36,14 @@ if ! "$VENV/bin/python" -c 'import mmcv, mmcv.ops' 2>/dev/null; then
   "$VENV/bin/python" -c 'import mmcv.ops' || { echo "[setup] mmcv installed without its ops (mmcv._ext)" >&2; exit 1; }
 fi
 
+# mmpose 1.3.2 (keypoint configs): PyPI's xtcocotools wheel is built against
+# numpy 1 ("numpy.dtype size changed"), so it is compiled here against numpy 2;
+# mmpose goes in without its dependencies (chumpy does not build), its real
+# needs come with the `pose` extra below.
+if ! "$VENV/bin/python" -c 'import xtcocotools._mask' 2>/dev/null; then
+  pip install -q cython
+  pip install -q --no-binary xtcocotools --no-build-isolation 'xtcocotools>=1.12'
+fi
+pip install -q --no-deps mmpose==1.3.2
 pip install -q -e '.[all,tests]'
 echo "[setup] environment ready in $VENV"

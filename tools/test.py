@@ -1,4 +1,4 @@
-"""Evaluate a checkpoint with an mmdet, mmseg or mmpretrain config (mmdetection's interface).
+"""Evaluate a checkpoint with an mmdet, mmseg, mmpretrain or mmpose config (mmdet's interface).
 
     python tools/test.py configs/detection/mask-rcnn_scnet50_fpn_1x_coco.py CHECKPOINT
 """

@@ -1,4 +1,4 @@
-"""Train a model from an mmdet, mmseg or mmpretrain config (mmdetection's interface).
+"""Train a model from an mmdet, mmseg, mmpretrain or mmpose config (mmdetection's interface).
 
     python tools/train.py configs/detection/faster-rcnn_scnet50_fpn_1x_coco.py
 """

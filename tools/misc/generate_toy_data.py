@@ -2,6 +2,7 @@
 by the demo and the tests.
 
     python tools/misc/generate_toy_data.py coco data/toy_coco   # boxes, polygon masks, keypoints
+    python tools/misc/generate_toy_data.py pose data/toy_pose   # persons in varied poses, keypoints only
     python tools/misc/generate_toy_data.py seg data/toy_seg     # mmseg folder layout
     python tools/misc/generate_toy_data.py cls data/toy_cls     # mmpretrain CustomDataset layout
 """
@@ -13,6 +14,7 @@ from mmscnet import synthetic
 
 GENERATORS = {
     'coco': (synthetic.generate_toy_coco, 240, 48, 160),
+    'pose': (synthetic.generate_toy_keypoints, 400, 60, 160),
     'seg': (synthetic.generate_toy_segmentation, 64, 16, 128),
     'cls': (synthetic.generate_toy_classification, 60, 30, 64),
 }
@@ -23,9 +25,9 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('kind', choices=sorted(GENERATORS))
     parser.add_argument('out_dir')
-    parser.add_argument('--num-train', type=int, help='default: 240 coco, 64 seg, 60 cls')
-    parser.add_argument('--num-val', type=int, help='default: 48 coco, 16 seg, 30 cls')
-    parser.add_argument('--size', type=int, help='image side; default: 160 coco, 128 seg, 64 cls')
+    parser.add_argument('--num-train', type=int, help='default: 240 coco, 400 pose, 64 seg, 60 cls')
+    parser.add_argument('--num-val', type=int, help='default: 48 coco, 60 pose, 16 seg, 30 cls')
+    parser.add_argument('--size', type=int, help='image side; default: 160 coco and pose, 128 seg, 64 cls')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--overwrite', action='store_true', help='replace an existing OUT_DIR')
     args = parser.parse_args(argv)

@@ -1,0 +1,7 @@
+# SimpleBaseline SCNet-50 at 384x288 (mmpose's config; backbone and its weights changed).
+_base_ = 'mmpose::body_2d_keypoint/topdown_heatmap/coco/td-hm_scnet50_8xb32-210e_coco-384x288.py'
+
+model = dict(
+    backbone=dict(
+        type='mmscnet.SCNet',
+        init_cfg=dict(type='Pretrained', checkpoint='https://backseason.oss-cn-beijing.aliyuncs.com/scnet/scnet50-dc6a7e87.pth')))

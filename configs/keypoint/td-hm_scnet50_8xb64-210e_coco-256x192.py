@@ -1,0 +1,8 @@
+# SimpleBaseline (top-down heatmap) SCNet-50 at 256x192: mmpose's own SCNet config
+# with mmscnet's SCNet and the authors' ImageNet weights; head, data and schedule are mmpose's.
+_base_ = 'mmpose::body_2d_keypoint/topdown_heatmap/coco/td-hm_scnet50_8xb64-210e_coco-256x192.py'
+
+model = dict(
+    backbone=dict(
+        type='mmscnet.SCNet',
+        init_cfg=dict(type='Pretrained', checkpoint='https://backseason.oss-cn-beijing.aliyuncs.com/scnet/scnet50-dc6a7e87.pth')))

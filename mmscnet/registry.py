@@ -7,12 +7,14 @@ the ``mmscnet.`` prefix, and this registry imports ``mmscnet.models`` lazily.
 Nothing is registered into mmdet's own registry, which already has an
 unrelated ``SCNet`` (Sample Consistency Network).
 
-``HOOKS`` (``mmscnet.CheckpointHook``) and ``TRANSFORMS``
-(``mmscnet.LoadImageFromFile``) resolve the same way.
+``HOOKS`` (``mmscnet.CheckpointHook``), ``TRANSFORMS``
+(``mmscnet.LoadImageFromFile``) and ``VISUALIZERS``
+(``mmscnet.PoseLocalVisualizer``, needs mmpose) resolve the same way.
 """
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
+from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
 from mmengine.registry import Registry
 
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmscnet',
@@ -20,3 +22,5 @@ MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmscnet',
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmscnet', locations=['mmscnet.hooks'])
 TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope='mmscnet',
                       locations=['mmscnet.datacheck'])
+VISUALIZERS = Registry('visualizer', parent=MMENGINE_VISUALIZERS, scope='mmscnet',
+                       locations=['mmscnet.visualization'])

@@ -1,23 +1,43 @@
-"""``mmscnet.PoseVisualizationHook``: what ``tools/test.py --show-dir`` uses
-for mmpose configs.
+"""``mmscnet.PoseVisualizationHook`` and ``mmscnet.PoseLocalVisualizer``: what
+``tools/test.py --show-dir`` uses for mmpose configs.
+
+mmpose 1.3.2's visualizer cannot draw a keypoint under NumPy 2: it calls
+``int()`` on a one-element radius array, which NumPy 2 refuses ("only
+0-dimensional arrays can be converted to Python scalars"). The visualizer
+here is mmpose's with that argument passed as a number.
 
 mmpose 1.3.2's hook paints every top-down *instance* as its own file
 (``000001_0.png``, ``000001_1.png``, ...), one person per picture, and never
 the ground truth. This one paints each test image once, with all its persons,
 ground truth (left) beside prediction (right). Top-down test loaders list the
 persons of an image one after another, so the hook gathers them until the
-image changes. Not imported by ``import mmscnet`` (it needs mmpose): a config
+image changes. (In a multi-process test each process sees a share of the
+persons, so a picture may show only the persons its process evaluated.)
+Not imported by ``import mmscnet`` (it needs mmpose): a config
 that names it directly adds ``custom_imports=dict(imports=['mmscnet.visualization'])``.
 """
 import os
 import os.path as osp
 
 import mmcv
+import numpy as np
 from mmengine import fileio
 from mmpose.engine.hooks import PoseVisualizationHook as MMPosePoseVisualizationHook
 from mmpose.structures import merge_data_samples
+from mmpose.visualization import PoseLocalVisualizer as MMPosePoseLocalVisualizer
 
-from mmscnet.registry import HOOKS
+from mmscnet.registry import HOOKS, VISUALIZERS
+
+
+@VISUALIZERS.register_module()
+class PoseLocalVisualizer(MMPosePoseLocalVisualizer):
+    """mmpose's visualizer whose keypoint circles draw under NumPy 2."""
+
+    def draw_circles(self, center, radius, face_colors='none', alpha=1.0, **kwargs):
+        if self.backend == 'opencv':  # it calls int(radius); matplotlib's takes arrays
+            radius = float(np.asarray(radius).reshape(-1)[0])
+        return super().draw_circles(center, radius, face_colors=face_colors, alpha=alpha,
+                                    **kwargs)
 
 
 @HOOKS.register_module()

@@ -43,13 +43,14 @@ test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/person_keypoints_val.json')
 test_evaluator = val_evaluator
 
-# Schedule: 19 iterations per epoch (about 600 persons, batch 32).
-max_epochs = 30
+# Schedule: 19 iterations per epoch (about 600 persons, batch 32), about 55 s
+# each on 2 CPU cores; most of the keypoint AP comes after the lr step.
+max_epochs = 13
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 optim_wrapper = dict(optimizer=dict(lr=2e-3))
 param_scheduler = [
     dict(type='LinearLR', begin=0, end=50, start_factor=0.01, by_epoch=False),
-    dict(type='MultiStepLR', begin=0, end=max_epochs, milestones=[24], gamma=0.1, by_epoch=True),
+    dict(type='MultiStepLR', begin=0, end=max_epochs, milestones=[10], gamma=0.1, by_epoch=True),
 ]
 auto_scale_lr = dict(base_batch_size=32)
 default_hooks = dict(checkpoint=dict(interval=max_epochs), logger=dict(interval=10))

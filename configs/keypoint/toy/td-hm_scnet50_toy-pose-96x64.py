@@ -44,13 +44,15 @@ val_evaluator = dict(ann_file=data_root + 'annotations/person_keypoints_val.json
 test_evaluator = val_evaluator
 
 # Schedule: 19 iterations per epoch (about 600 persons, batch 32), about 55 s
-# each on 2 CPU cores; most of the keypoint AP comes after the lr step.
-max_epochs = 13
+# each on 2 CPU cores. Most of the keypoint AP comes after the lr step, and
+# only once the model has trained long enough before it: measured here, 11
+# epochs before the step gave AP 0.35 after it, 10 gave 0.22, 8 gave 0.01.
+max_epochs = 14
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 optim_wrapper = dict(optimizer=dict(lr=2e-3))
 param_scheduler = [
     dict(type='LinearLR', begin=0, end=50, start_factor=0.01, by_epoch=False),
-    dict(type='MultiStepLR', begin=0, end=max_epochs, milestones=[10], gamma=0.1, by_epoch=True),
+    dict(type='MultiStepLR', begin=0, end=max_epochs, milestones=[11], gamma=0.1, by_epoch=True),
 ]
 auto_scale_lr = dict(base_batch_size=32)
 default_hooks = dict(checkpoint=dict(interval=max_epochs), logger=dict(interval=10))

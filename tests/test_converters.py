@@ -93,6 +93,16 @@ def test_converter_tool_end_to_end(tmp_path):
     assert dst.read_bytes() == before
 
 
+def test_keep_head_needs_a_whole_model(tmp_path):
+    bare = tmp_path / 'bare.pth'
+    torch.save(SCNet(depth=50).state_dict(), bare)
+    tool = [sys.executable, str(REPO / 'tools/model_converters/mmpose2mmscnet.py')]
+    out = subprocess.run(tool + [str(bare), str(tmp_path / 'out.pth'), '--keep-head'],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and 'not a whole mmpose model: no backbone.* keys' in out.stderr
+    assert not (tmp_path / 'out.pth').exists()
+
+
 def test_load_state_dict_file_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match='checkpoint not found'):
         load_state_dict_file(str(tmp_path / 'nope.pth'))

@@ -33,7 +33,10 @@ def main(argv=None):
 
     source = load_state_dict_file(args.src)
     if args.keep_head:
-        state_dict, report = convert_mmpose_topdown(source, args.depth)
+        try:
+            state_dict, report = convert_mmpose_topdown(source, args.depth)
+        except ValueError as e:
+            parser.error(f'{args.src}: {e}')
     else:
         state_dict, report = convert_mmpose_scnet(source, args.depth)
     for name, keys in report.items():

@@ -9,10 +9,11 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 case "${1:-det}" in
   det) CONFIG=configs/detection/toy/mask-rcnn_scnet50_fpn_toy-coco.py
-       KIND=coco; DATA=data/toy_coco/annotations/instances_val.json; WHAT='COCO box and mask AP' ;;
+       KIND=coco; DATA=data/toy_coco/annotations/instances_val.json; WHAT='COCO box and mask AP'
+       CURVES='loss coco/bbox_mAP coco/segm_mAP' ;;
   pose) CONFIG=configs/keypoint/toy/td-hm_scnet50_toy-pose-96x64.py
        KIND=pose; DATA=data/toy_pose/annotations/person_keypoints_val.json
-       WHAT='COCO keypoint AP (ground-truth person boxes)' ;;
+       WHAT='COCO keypoint AP (ground-truth person boxes)'; CURVES='loss coco/AP' ;;
   *) echo "usage: tools/demo.sh [det|pose]" >&2; exit 2 ;;
 esac
 # A new work dir per run: an earlier run's checkpoints are never overwritten.
@@ -23,7 +24,10 @@ start=$(date +%s)
 $PY tools/train.py "$CONFIG" --work-dir "$WORK_DIR"
 $PY tools/test.py "$CONFIG" "$(cat "$WORK_DIR/last_checkpoint")" --work-dir "$WORK_DIR" \
     --show-dir predictions
+# shellcheck disable=SC2086  # CURVES is a list of keys
+$PY tools/analysis_tools/plot_logs.py "$WORK_DIR" --keys $CURVES --out "$WORK_DIR/curves.png"
 shown=$(ls -d "$WORK_DIR"/*/predictions | tail -n 1)
 echo
 echo "demo finished in $(( ($(date +%s) - start) / 60 )) min; $WHAT is printed above"
 echo "predictions painted on the $(ls "$shown" | wc -l) val images: $shown/*.png"
+echo "training curves: $WORK_DIR/curves.png"

@@ -49,9 +49,13 @@ def test_erf_tool_random_and_checkpoint(tmp_path):
     ckpt = tmp_path / 'toy_detector.pth'
     torch.save({'state_dict': {'backbone.' + k: v for k, v in SCNet(depth=50).state_dict().items()}},
                ckpt)
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    cv2.imwrite(str(photos / 'a.png'), (torch.rand(80, 50, 3) * 255).byte().numpy())
     out = tmp_path / 'erf.png'
     res = run_tool(['tools/analysis_tools/erf.py', '--size', '64', '--num-images', '1',
-                    '--stage', '3', '--scnet-checkpoint', str(ckpt), '--out', str(out)])
+                    '--stage', '3', '--scnet-checkpoint', str(ckpt), '--images', str(photos),
+                    '--out', str(out)])
     assert res.returncode == 0, res.stderr[-2000:]
     lines = re.findall(r'^(SCNet|ResNet)-50 stage 3 \((.*)\): 50% of the ERF within (\d+) px '
                        r'of the centre, 90% within (\d+) px', res.stdout, re.M)
@@ -63,3 +67,6 @@ def test_erf_tool_random_and_checkpoint(tmp_path):
     res = run_tool(['tools/analysis_tools/erf.py', '--size', '64', '--num-images', '1',
                     '--resnet-checkpoint', str(ckpt), '--out', str(tmp_path / 'x.png')])
     assert res.returncode == 2 and 'does not fill the ResNet-50 backbone' in res.stderr
+    res = run_tool(['tools/analysis_tools/erf.py', '--images', str(tmp_path / 'none'),
+                    '--out', str(tmp_path / 'x.png')])
+    assert res.returncode != 0 and 'no .jpg/.jpeg/.png images in' in res.stderr

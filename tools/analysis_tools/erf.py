@@ -72,8 +72,11 @@ def main(argv=None):
     if args.size < 32:
         parser.error(f'--size must be at least 32 pixels, got {args.size}')
     torch.manual_seed(0)
-    images = load_images(args.images, args.size, args.num_images) if args.images else \
-        torch.randn(args.num_images, 3, args.size, args.size)
+    try:
+        images = load_images(args.images, args.size, args.num_images) if args.images else \
+            torch.randn(args.num_images, 3, args.size, args.size)
+    except (FileNotFoundError, ValueError) as e:
+        parser.error(str(e))
 
     maps, titles = [], []
     for name, ckpt in (('SCNet', args.scnet_checkpoint), ('ResNet', args.resnet_checkpoint)):

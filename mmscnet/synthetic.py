@@ -221,8 +221,9 @@ def generate_toy_keypoints(out_dir, num_train=400, num_val=60, image_size=(160, 
 
     Each image holds one or two persons (17 COCO keypoints) and up to two
     balls or boxes. Visibility flags follow COCO: 2 visible; 1 labelled but
-    hidden (under a ball or box drawn over the person); 0 not labelled (out of
-    the image, or the face of a person seen from behind), with x = y = 0.
+    hidden (under a ball, a box or another person drawn over it); 0 not
+    labelled (out of the image, or the face of a person seen from behind),
+    with x = y = 0.
     The same arguments always give the same files.
     """
     import cv2
@@ -282,8 +283,7 @@ def generate_toy_keypoints(out_dir, num_train=400, num_val=60, image_size=(160, 
                 ys, xs = np.nonzero(mask)
                 x0, y0 = float(xs.min()), float(ys.min())
                 kps = [v for (x, y), f in zip(keypoints, flags)
-                       for v in ((round(x, 2), round(y, 2), 2) if f == 2 else
-                                 (round(x, 2), round(y, 2), 1) if f == 1 else (0, 0, 0))]
+                       for v in ((round(x, 2), round(y, 2), int(f)) if f else (0, 0, 0))]
                 annotations.append(dict(
                     id=len(annotations) + 1, image_id=i + 1, category_id=1, iscrowd=0,
                     area=float(mask.sum()), num_keypoints=int((flags > 0).sum()), keypoints=kps,

@@ -123,16 +123,12 @@ def _scene(rng, hw, max_objects, min_objects=1):
     return img, objects
 
 
-def generate_toy_coco(out_dir, num_train=240, num_val=48, image_size=(160, 160), max_objects=3,
-                      seed=0):
-    """Write ``{out_dir}/{train,val}/*.png`` and ``{out_dir}/annotations/instances_{split}.json``.
-
-    The same arguments always give the same files. Returns the paths of the
-    two annotation files.
-    """
+def _write_coco(out_dir, num_train, num_val, seed, ann_prefix, description, categories,
+                make_image):
+    """Both splits of a COCO-format set: ``{out_dir}/{split}/NNNNNN.png`` and
+    ``{out_dir}/annotations/{ann_prefix}_{split}.json``. ``make_image(rng)``
+    gives an image and its annotations without ids. Returns the json paths."""
     import cv2
-    categories = [dict(id=i + 1, name=n, supercategory='shape') for i, n in enumerate(CLASSES)]
-    categories[0].update(supercategory='person', keypoints=list(KEYPOINTS), skeleton=SKELETON)
     os.makedirs(osp.join(out_dir, 'annotations'), exist_ok=True)
     paths = {}
     for split, count, split_seed in (('train', num_train, seed), ('val', num_val, seed + 1)):
@@ -140,19 +136,36 @@ def generate_toy_coco(out_dir, num_train=240, num_val=48, image_size=(160, 160),
         os.makedirs(osp.join(out_dir, split), exist_ok=True)
         images, annotations = [], []
         for i in range(count):
-            img, objects = _scene(rng, image_size, max_objects)
-            anns = [_annotation(mask, name, kps) for name, mask, kps in objects]
+            img, anns = make_image(rng)
             file_name = f"{i:06d}.png"  # PNG: painted predictions keep the name
             cv2.imwrite(osp.join(out_dir, split, file_name), img)
-            images.append(dict(id=i + 1, file_name=file_name, height=image_size[0],
-                               width=image_size[1]))
+            images.append(dict(id=i + 1, file_name=file_name, height=img.shape[0],
+                               width=img.shape[1]))
             for ann in anns:
                 annotations.append(dict(id=len(annotations) + 1, image_id=i + 1, **ann))
-        paths[split] = osp.join(out_dir, 'annotations', f'instances_{split}.json')
+        paths[split] = osp.join(out_dir, 'annotations', f'{ann_prefix}_{split}.json')
         with open(paths[split], 'w') as f:
-            json.dump(dict(info=dict(description=f'mmscnet toy COCO, seed {seed}'),
+            json.dump(dict(info=dict(description=f'{description}, seed {seed}'),
                            images=images, annotations=annotations, categories=categories), f)
     return paths
+
+
+def generate_toy_coco(out_dir, num_train=240, num_val=48, image_size=(160, 160), max_objects=3,
+                      seed=0):
+    """Write ``{out_dir}/{train,val}/*.png`` and ``{out_dir}/annotations/instances_{split}.json``.
+
+    The same arguments always give the same files. Returns the paths of the
+    two annotation files.
+    """
+    categories = [dict(id=i + 1, name=n, supercategory='shape') for i, n in enumerate(CLASSES)]
+    categories[0].update(supercategory='person', keypoints=list(KEYPOINTS), skeleton=SKELETON)
+
+    def make_image(rng):
+        img, objects = _scene(rng, image_size, max_objects)
+        return img, [_annotation(mask, name, kps) for name, mask, kps in objects]
+
+    return _write_coco(out_dir, num_train, num_val, seed, 'instances', 'mmscnet toy COCO',
+                       categories, make_image)
 
 
 # A person facing the camera shows their left side on the image's right; seen
@@ -226,76 +239,67 @@ def generate_toy_keypoints(out_dir, num_train=400, num_val=60, image_size=(160, 
     with x = y = 0.
     The same arguments always give the same files.
     """
-    import cv2
     categories = [dict(id=1, name='person', supercategory='person', keypoints=list(KEYPOINTS),
                        skeleton=SKELETON)]
     h, w = image_size
-    os.makedirs(osp.join(out_dir, 'annotations'), exist_ok=True)
-    paths = {}
-    for split, count, split_seed in (('train', num_train, seed), ('val', num_val, seed + 1)):
-        rng = np.random.RandomState(split_seed)
-        os.makedirs(osp.join(out_dir, split), exist_ok=True)
-        images, annotations = [], []
-        for i in range(count):
-            img, _ = _scene(rng, image_size, max_objects=0, min_objects=0)
-            persons = []
-            n_persons = rng.randint(1, 3)
-            for p in range(n_persons):
-                height = rng.uniform(0.45, 0.85) * h / (1.0 + 0.3 * (n_persons - 1))
-                # One person in four is cut by the image border.
-                margin = -0.25 * height if rng.rand() < 0.25 else 0.3 * height
-                lo, hi = margin, w - margin
-                cx = rng.uniform(lo, hi) if n_persons == 1 else \
-                    rng.uniform(lo + p * (hi - lo) / 2, lo + (p + 1) * (hi - lo) / 2)
-                cy = rng.uniform(min(0.5 * height, h / 2), max(h - 0.5 * height, h / 2))
-                facing = bool(rng.rand() < 0.5)
-                keypoints, head, u = _posed_person(rng, cx, cy, height, facing)
-                mask = np.zeros((h, w), np.uint8)
-                _paint_person(img, mask, keypoints, head, u, _colour(rng, 'person'), facing)
-                persons.append((keypoints, mask, facing))
-            # Balls and boxes, some of them over a person: what they hide is flagged 1.
-            occluder = np.zeros((h, w), np.uint8)
-            for _ in range(rng.randint(0, 3)):
-                name = ('ball', 'box')[rng.randint(2)]
-                size = rng.uniform(0.12, 0.25) * min(h, w)
-                obj, _ = _draw(rng, name, rng.uniform(0.1 * w, 0.9 * w),
-                               rng.uniform(0.1 * h, 0.9 * h), size, (h, w))
-                img[obj.astype(bool)] = _colour(rng, name)
-                occluder |= obj
-            for p, (keypoints, mask, facing) in enumerate(persons):
-                hidden = occluder.astype(bool)  # by balls, boxes and persons painted later
-                for _, later, _ in persons[p + 1:]:
-                    hidden |= later.astype(bool)
-                mask = mask.astype(bool) & ~hidden
-                if mask.sum() < 50:
-                    continue
-                flags = np.full(len(KEYPOINTS), 2)
-                xi = np.clip(keypoints[:, 0].round().astype(int), 0, w - 1)
-                yi = np.clip(keypoints[:, 1].round().astype(int), 0, h - 1)
-                flags[hidden[yi, xi]] = 1
-                inside = (keypoints[:, 0] >= 0) & (keypoints[:, 0] < w) & \
-                         (keypoints[:, 1] >= 0) & (keypoints[:, 1] < h)
-                flags[~inside] = 0
-                if not facing:
-                    flags[[KEYPOINTS.index(k) for k in _FACE]] = 0
-                if not (flags > 0).any():
-                    continue
-                ys, xs = np.nonzero(mask)
-                x0, y0 = float(xs.min()), float(ys.min())
-                kps = [v for (x, y), f in zip(keypoints, flags)
-                       for v in ((round(x, 2), round(y, 2), int(f)) if f else (0, 0, 0))]
-                annotations.append(dict(
-                    id=len(annotations) + 1, image_id=i + 1, category_id=1, iscrowd=0,
-                    area=float(mask.sum()), num_keypoints=int((flags > 0).sum()), keypoints=kps,
-                    bbox=[x0, y0, float(xs.max()) + 1 - x0, float(ys.max()) + 1 - y0]))
-            file_name = f'{i:06d}.png'
-            cv2.imwrite(osp.join(out_dir, split, file_name), img)
-            images.append(dict(id=i + 1, file_name=file_name, height=h, width=w))
-        paths[split] = osp.join(out_dir, 'annotations', f'person_keypoints_{split}.json')
-        with open(paths[split], 'w') as f:
-            json.dump(dict(info=dict(description=f'mmscnet toy keypoints, seed {seed}'),
-                           images=images, annotations=annotations, categories=categories), f)
-    return paths
+
+    def make_image(rng):
+        img, _ = _scene(rng, image_size, max_objects=0, min_objects=0)
+        persons = []
+        n_persons = rng.randint(1, 3)
+        for p in range(n_persons):
+            height = rng.uniform(0.45, 0.85) * h / (1.0 + 0.3 * (n_persons - 1))
+            # One person in four is cut by the image border.
+            margin = -0.25 * height if rng.rand() < 0.25 else 0.3 * height
+            lo, hi = margin, w - margin
+            cx = rng.uniform(lo, hi) if n_persons == 1 else \
+                rng.uniform(lo + p * (hi - lo) / 2, lo + (p + 1) * (hi - lo) / 2)
+            cy = rng.uniform(min(0.5 * height, h / 2), max(h - 0.5 * height, h / 2))
+            facing = bool(rng.rand() < 0.5)
+            keypoints, head, u = _posed_person(rng, cx, cy, height, facing)
+            mask = np.zeros((h, w), np.uint8)
+            _paint_person(img, mask, keypoints, head, u, _colour(rng, 'person'), facing)
+            persons.append((keypoints, mask, facing))
+        # Balls and boxes, some of them over a person: what they hide is flagged 1.
+        occluder = np.zeros((h, w), np.uint8)
+        for _ in range(rng.randint(0, 3)):
+            name = ('ball', 'box')[rng.randint(2)]
+            size = rng.uniform(0.12, 0.25) * min(h, w)
+            obj, _ = _draw(rng, name, rng.uniform(0.1 * w, 0.9 * w),
+                           rng.uniform(0.1 * h, 0.9 * h), size, (h, w))
+            img[obj.astype(bool)] = _colour(rng, name)
+            occluder |= obj
+        anns = []
+        for p, (keypoints, mask, facing) in enumerate(persons):
+            hidden = occluder.astype(bool)  # by balls, boxes and persons painted later
+            for _, later, _ in persons[p + 1:]:
+                hidden |= later.astype(bool)
+            mask = mask.astype(bool) & ~hidden
+            if mask.sum() < 50:
+                continue
+            flags = np.full(len(KEYPOINTS), 2)
+            xi = np.clip(keypoints[:, 0].round().astype(int), 0, w - 1)
+            yi = np.clip(keypoints[:, 1].round().astype(int), 0, h - 1)
+            flags[hidden[yi, xi]] = 1
+            inside = (keypoints[:, 0] >= 0) & (keypoints[:, 0] < w) & \
+                     (keypoints[:, 1] >= 0) & (keypoints[:, 1] < h)
+            flags[~inside] = 0
+            if not facing:
+                flags[[KEYPOINTS.index(k) for k in _FACE]] = 0
+            if not (flags > 0).any():
+                continue
+            ys, xs = np.nonzero(mask)
+            x0, y0 = float(xs.min()), float(ys.min())
+            kps = [v for (x, y), f in zip(keypoints, flags)
+                   for v in ((round(x, 2), round(y, 2), int(f)) if f else (0, 0, 0))]
+            anns.append(dict(
+                category_id=1, iscrowd=0, area=float(mask.sum()),
+                num_keypoints=int((flags > 0).sum()), keypoints=kps,
+                bbox=[x0, y0, float(xs.max()) + 1 - x0, float(ys.max()) + 1 - y0]))
+        return img, anns
+
+    return _write_coco(out_dir, num_train, num_val, seed, 'person_keypoints',
+                       'mmscnet toy keypoints', categories, make_image)
 
 
 def generate_toy_segmentation(out_dir, num_train=64, num_val=16, image_size=(128, 128),

@@ -19,7 +19,8 @@ from mmengine.registry import Registry
 
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmscnet',
                   locations=['mmscnet.models'])
-HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmscnet', locations=['mmscnet.hooks'])
+HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmscnet',
+                 locations=['mmscnet.hooks', 'mmscnet.deploy'])
 TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope='mmscnet',
                       locations=['mmscnet.datacheck'])
 VISUALIZERS = Registry('visualizer', parent=MMENGINE_VISUALIZERS, scope='mmscnet',

@@ -11,6 +11,8 @@ from mmengine.config import Config
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, os.path.dirname(__file__))  # reference_scnet and other test helpers
 sys.path.insert(0, str(REPO / 'tools'))  # tools/train.py and tools/test.py as modules
+sys.path.insert(0, str(REPO / 'tools' / 'analysis_tools'))  # benchmark.py
+sys.path.insert(0, str(REPO / 'tools' / 'deployment'))  # pytorch2onnx.py
 TOY_CONFIG = str(REPO / 'configs/detection/toy/mask-rcnn_scnet50_fpn_toy-coco.py')
 
 

@@ -18,6 +18,9 @@ def parse_args(argv=None):
     parser.add_argument('--show-dir', help='directory where painted images are saved '
                         '(for mmdet: under WORK_DIR/TIMESTAMP/)')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation')
+    parser.add_argument('--deploy', nargs='?', const='fp32', choices=('fp32', 'bf16'),
+                        help='deploy mode: BatchNorm folded into the convs and channels_last; '
+                        'bf16: the backbone also under bf16 autocast')
     add_common_args(parser)
     return parse_tool_args(parser, argv)
 
@@ -26,7 +29,7 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options, args.launcher)
     apply_test_args(cfg, args.config, args.checkpoint, args.work_dir, args.out, args.show_dir,
-                    args.tta)
+                    args.tta, args.deploy)
     with annotation_errors_named(cfg):
         return build_runner(cfg).test()
 

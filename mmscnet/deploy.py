@@ -1,0 +1,176 @@
+"""Deploy mode for inference: ``optimize(model)`` and ``tools/test.py --deploy``.
+
+Three changes that leave an eval-mode model's function unchanged (fp32) or
+nearly so (bf16):
+
+- every BatchNorm that follows a conv is folded into that conv (mmcv's
+  ``fuse_conv_bn`` by module order, plus the v1d deep stem, whose last conv is
+  inside ``conv1`` while its BN is ``bn1`` beside it, which mmcv misses);
+- the backbone's weights and input in channels_last, the layout the CPU
+  (oneDNN) and GPU (cuDNN) convolutions prefer;
+- optionally the backbone under bf16 autocast.
+
+The backbone's outputs are fp32 and NCHW again, so necks and heads (NMS,
+box decoding, mmcv's RoIAlign) run as before.
+
+Running statistics are folded into the weights, so a deployed model cannot be
+trained: ``model.train()`` raises.
+"""
+import functools
+import types
+
+import torch
+import torch.nn as nn
+from mmcv.cnn import fuse_conv_bn
+from mmengine.hooks import Hook
+
+from mmscnet.registry import HOOKS
+
+PRECISIONS = ('fp32', 'bf16')
+
+
+def _fold(conv, bn):
+    # mmcv's arithmetic (conv.weight * gamma / sqrt(var + eps), bias likewise).
+    factor = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    conv.weight = nn.Parameter(conv.weight * factor.reshape(-1, 1, 1, 1))
+    conv.bias = nn.Parameter((bias - bn.running_mean) * factor + bn.bias)
+
+
+def _fuse_scnet_stems(model):
+    """The deep stem's last conv (``conv1[-1]``) and ``bn1``: what mmcv cannot pair."""
+    from mmscnet.models import SCNet
+    for m in model.modules():
+        if isinstance(m, SCNet) and isinstance(m.conv1, nn.Sequential) and \
+                isinstance(m.bn1, nn.modules.batchnorm._BatchNorm):
+            _fold(m.conv1[-1], m.bn1)
+            m.bn1 = nn.Identity()
+
+
+def _refuse_training(self, mode=True):
+    if mode:
+        raise RuntimeError(
+            f'{type(self).__name__} was optimized for deployment (BatchNorm folded into the '
+            'convs): it cannot be trained. Build the model again from its config to train it.')
+    return self._mmscnet_train(False)
+
+
+def _deploy_forward(forward, device_type, channels_last, bf16):
+    """The backbone's forward on a channels-last input, maybe under bf16
+    autocast, with fp32 NCHW outputs: necks and heads get what they always got
+    (mmcv's CPU RoIAlign, for one, reads raw NCHW memory)."""
+    @functools.wraps(forward)
+    def run(x, *args, **kwargs):
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
+            outs = forward(x, *args, **kwargs)
+        if isinstance(outs, torch.Tensor):
+            return outs.float().contiguous()
+        return type(outs)(o.float().contiguous() for o in outs)
+    return run
+
+
+def optimize(model, precision='fp32', channels_last=True):
+    """Fold BN into convs, run the backbone (or the model itself if it has
+    none) in channels_last and, with ``precision='bf16'``, under bf16 autocast.
+    In place; returns ``model``, in eval mode and refusing ``train()``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
+    if getattr(model, '_mmscnet_deployed', None):
+        raise RuntimeError('this model is already optimized for deployment')
+    model.eval()
+    with torch.no_grad():
+        _fuse_scnet_stems(model)
+        fuse_conv_bn(model)
+    # The backbone (also inside a TTA wrapper, ``model.module``), else the whole model.
+    inner = getattr(model, 'module', model)
+    backbone = getattr(inner, 'backbone', model)
+    if channels_last:
+        backbone.to(memory_format=torch.channels_last)
+    device_type = next(model.parameters()).device.type
+    backbone.forward = _deploy_forward(backbone.forward, device_type, channels_last,
+                                       precision == 'bf16')
+    model._mmscnet_deployed = precision
+    model._mmscnet_train = model.train
+    model.train = types.MethodType(_refuse_training, model)
+    return model
+
+
+def unfused_batchnorms(model):
+    """Names of BatchNorm layers that are still there (e.g. after a transposed conv)."""
+    return [n for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+@HOOKS.register_module()
+class DeployHook(Hook):
+    """``tools/test.py --deploy``: optimizes the model once its checkpoint is loaded."""
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self, precision='fp32'):
+        if precision not in PRECISIONS:
+            raise ValueError(f'--deploy must be one of {PRECISIONS}, got {precision!r}')
+        self.precision = precision
+
+    def before_test(self, runner):
+        from mmengine.model import is_model_wrapper
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        optimize(model, self.precision)
+        left = unfused_batchnorms(model)
+        runner.logger.info(f'deploy mode ({self.precision}): BatchNorm folded into the convs, '
+                           f'channels_last' + (f'; {len(left)} BN layers not after a conv left '
+                                                f'as they are: {left[:5]}' if left else ''))
+
+
+# ---------------------------------------------------------------- ONNX
+
+class ClassifierLogits(nn.Module):
+    """An mmpretrain classifier as ``normalised images -> class logits``
+    (``mode='tensor'``: backbone, neck and head, no softmax), for export."""
+
+    def __init__(self, classifier):
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, x):
+        out = self.classifier(x, mode='tensor')
+        return out[-1] if isinstance(out, (tuple, list)) else out
+
+
+def export_onnx(module, path, example, dynamic=True, output_names=None):
+    """Export ``module`` (eval mode) for ``example`` input to ``path`` with
+    torch's ONNX exporter; with ``dynamic`` the batch size and image size are
+    free (32 to 4096 pixels a side). Returns the output names."""
+    module.eval()
+    with torch.no_grad():
+        outs = module(example)
+    n = len(outs) if isinstance(outs, (tuple, list)) else 1
+    output_names = output_names or ([f'stage{i + 1}' for i in range(n)] if n > 1 else ['output'])
+    shapes = None
+    if dynamic:
+        dim = torch.export.Dim
+        shapes = ({0: dim('batch', min=1, max=1024), 2: dim('height', min=32, max=4096),
+                   3: dim('width', min=32, max=4096)}, )
+    torch.onnx.export(module, (example, ), path, input_names=['input'],
+                      output_names=output_names, dynamic_shapes=shapes, dynamo=True,
+                      external_data=False, verbose=False)
+    return output_names
+
+
+def onnx_session(path, threads=None):
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+
+
+def onnx_max_rel_diff(module, session, x):
+    """Largest ``max|onnx - torch| / max|torch|`` over the outputs for input ``x``."""
+    with torch.no_grad():
+        ref = module(x)
+    ref = ref if isinstance(ref, (tuple, list)) else [ref]
+    outs = session.run(None, {'input': x.numpy()})
+    return max(float((torch.from_numpy(o) - r).abs().max() / r.abs().max().clamp_min(1e-12))
+               for o, r in zip(outs, ref))

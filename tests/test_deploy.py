@@ -1,0 +1,186 @@
+"""Deploy mode (BN folded into convs, channels_last, bf16), ONNX export and the benchmark tool."""
+import copy
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO, TOY_CONFIG, cfg_options_argv, data_options, rel_diff, run_tool
+
+from mmscnet.deploy import optimize, unfused_batchnorms
+from mmscnet.models import SCNet, SCNetV1d
+from mmscnet.synthetic import generate_toy_coco
+
+import test as test_tool  # noqa: E402
+
+CLS_CONFIG = str(REPO / 'configs/classification/scnet50_8xb32_in1k.py')
+
+
+def randomize_bn(model, seed=0):
+    """BN statistics and affine terms far from their init, so folding them matters."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            n = m.num_features
+            m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
+            m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
+            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
+            m.bias.data.copy_(torch.rand(n, generator=g) * 0.4 - 0.2)
+    return model
+
+
+@pytest.mark.parametrize('cls,depth', [(SCNet, 50), (SCNet, 101), (SCNetV1d, 50)],
+                         ids=['scnet50', 'scnet101', 'scnet50-v1d'])
+def test_fused_fp32_equals_unfused(cls, depth):
+    model = randomize_bn(cls(depth=depth)).eval()
+    x = torch.randn(2, 3, 96, 128)
+    with torch.no_grad():
+        ref = model(x)
+    fused = optimize(copy.deepcopy(model))
+    assert unfused_batchnorms(fused) == []  # stem (v1d deep stem too), K1..K4, conv1_a/b, conv3, shortcut
+    assert fused.conv1.weight.is_contiguous(memory_format=torch.channels_last) if depth == 50 and \
+        cls is SCNet else True
+    with torch.no_grad():
+        out = fused(x)
+    for a, b in zip(out, ref):
+        assert rel_diff(a, b) < 1e-5
+    with pytest.raises(RuntimeError, match='optimized for deployment .* cannot be trained'):
+        fused.train()
+    fused.eval()  # still allowed
+    with pytest.raises(ValueError, match=r"precision must be one of \('fp32', 'bf16'\)"):
+        optimize(cls(depth=depth), 'fp16')
+
+
+def test_channels_last_scnet_computes_the_same():
+    model = randomize_bn(SCNet(depth=50)).eval()
+    cl = copy.deepcopy(model)
+    cl.channels_last = True
+    x = torch.randn(2, 3, 96, 64)
+    with torch.no_grad():
+        for a, b in zip(cl(x), model(x)):
+            assert a.is_contiguous()  # NCHW again for the necks and heads
+            assert rel_diff(a, b) < 1e-5
+
+
+def test_channels_last_scnet_in_a_detector_predicts_the_same_and_trains():
+    from mmscnet import benchmark as bm
+    _, det, _ = bm.build_config_pair(TOY_CONFIG, {'model.test_cfg.rcnn.score_thr': 0.0})
+    randomize_bn(det.backbone)
+    det.eval()
+    det_cl = copy.deepcopy(det)
+    det_cl.backbone.channels_last = True
+    data = bm.packed_batch('mmdet', det, 2, (96, 128), False)
+    with torch.no_grad():
+        ref = det(**data, mode='predict')
+        out = det_cl(**data, mode='predict')
+    for a, b in zip(out, ref):  # RoIAlign and the heads see the same features
+        k = min(5, len(b.pred_instances))
+        assert k > 0
+        assert torch.allclose(a.pred_instances.scores[:k], b.pred_instances.scores[:k], atol=1e-4)
+    bm.whole_model_cases('mmdet', det_cl, 2, (64, 96), 'fp32', train=True)['train']()
+
+
+def test_bf16_deploy_classifier_keeps_the_class():
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
+    init_default_scope('mmpretrain')
+    cfg = Config.fromfile(CLS_CONFIG)
+    torch.manual_seed(0)
+    model = randomize_bn(MODELS.build(cfg.model)).eval()
+    torch.nn.init.normal_(model.head.fc.weight, std=0.05)
+    x = torch.randn(64, 3, 112, 112)
+    with torch.no_grad():
+        ref_feats = model.backbone(x)
+        ref = model(x, mode='tensor')
+    deployed = optimize(copy.deepcopy(model), 'bf16')
+    with torch.no_grad():
+        feats = deployed.backbone(x)
+        out = deployed(x, mode='tensor')
+    assert all(f.dtype == torch.float32 for f in feats)  # the head gets fp32
+    for a, b in zip(feats, ref_feats):
+        assert rel_diff(a, b) < 3e-2
+    assert rel_diff(out, ref) < 3e-2
+    same = (out.argmax(1) == ref.argmax(1)).float().mean().item()
+    assert same >= 0.95, same
+
+
+@pytest.fixture(scope='module')
+def toy_run(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('toy_coco'))
+    generate_toy_coco(root, num_train=8, num_val=4, image_size=(128, 128))
+    work = tmp_path_factory.mktemp('work')
+    opts = dict(data_options(TOY_CONFIG, root), **{'train_cfg.max_epochs': 2,
+                                                   'train_cfg.val_interval': 3,
+                                                   'train_dataloader.batch_size': 4})
+    out = run_tool(['tools/train.py', TOY_CONFIG, '--work-dir', str(work)] + cfg_options_argv(opts))
+    assert out.returncode == 0, out.stderr[-3000:]
+    return root, str(work / 'epoch_2.pth')
+
+
+def test_tools_test_deploy_matches_plain(toy_run, tmp_path):
+    root, ckpt = toy_run
+    opts = cfg_options_argv(dict(data_options(TOY_CONFIG, root),
+                                 **{'model.test_cfg.rcnn.score_thr': 0.0}))
+    runs = {}
+    for mode in (None, 'fp32', 'bf16'):
+        out = tmp_path / f'{mode}.pkl'
+        argv = [TOY_CONFIG, ckpt, '--work-dir', str(tmp_path / str(mode)), '--out', str(out)]
+        argv += ['--deploy', mode] if mode else []
+        metrics = test_tool.main(argv + opts)
+        with open(out, 'rb') as f:
+            runs[mode] = (metrics, pickle.load(f))
+    plain_metrics, plain = runs[None]
+    for mode, tol in (('fp32', 1e-3), ('bf16', 5e-2)):
+        metrics, preds = runs[mode]
+        assert abs(metrics['coco/bbox_mAP'] - plain_metrics['coco/bbox_mAP']) <= 0.01
+        for p, q in zip(preds, plain):
+            s, t = p['pred_instances']['scores'], q['pred_instances']['scores']
+            # The best detections of each image agree (order and scores).
+            k = min(5, len(s), len(t))
+            assert k > 0
+            assert torch.allclose(s[:k], t[:k], atol=tol), (mode, s[:k], t[:k])
+    # The fp32 deploy run really folded the BNs (its log says so).
+    log = next((tmp_path / 'fp32').glob('*/*.log')).read_text()
+    assert 'deploy mode (fp32): BatchNorm folded into the convs, channels_last' in log
+
+
+def test_onnx_backbone_and_classifier_match_pytorch(tmp_path):
+    import pytorch2onnx
+    res = pytorch2onnx.main(['--type', 'mmscnet.SCNet', '--depth', '50', '--out',
+                             str(tmp_path / 'scnet50.onnx'), '--shape', '128', '96',
+                             '--repeat', '1'])
+    assert len(res) == 2  # two input sizes on one dynamic export
+    for r in res.values():
+        assert r['max_rel_diff'] < 1e-4
+    res = pytorch2onnx.main(['--config', CLS_CONFIG, '--out', str(tmp_path / 'cls.onnx'),
+                             '--shape', '96', '96', '--batch-size', '2', '--repeat', '1'])
+    assert sorted(res) == [(2, 96, 96), (3, 128, 64)]
+    for r in res.values():
+        assert r['max_rel_diff'] < 1e-4
+    with pytest.raises(SystemExit):  # never overwrites without --overwrite
+        pytorch2onnx.main(['--out', str(tmp_path / 'cls.onnx')])
+    with pytest.raises(ValueError, match='only mmpretrain classifiers export whole'):
+        pytorch2onnx.main(['--config', TOY_CONFIG, '--out', str(tmp_path / 'det.onnx')])
+
+
+def test_benchmark_smoke(tmp_path):
+    import benchmark
+    out = benchmark.main(['--batch-size', '1', '--shape', '64', '64', '--repeat', '1',
+                          '--warmup', '0', '--no-onnx', '--precisions', 'fp32', 'bf16',
+                          '--channels-last', '--json', str(tmp_path / 'b.json')])
+    names = set(out['stats'])
+    for case in ('train fp32 SCNet-50', 'train fp32 ResNet-50', 'infer bf16 SCNet-50',
+                 'deploy fp32 SCNet-50', 'deploy bf16 SCNet-50',
+                 'train fp32 SCNet-50 channels_last', 'infer fp32 ResNet-50 channels_last'):
+        assert case in names
+    assert 'train fp32 SCNet-50 / train fp32 ResNet-50' in out['ratios']
+    mem = out['memory']
+    assert mem['SCNet-50 with_cp'] < mem['SCNet-50'] and mem['ResNet-50'] > 0
+    assert (tmp_path / 'b.json').stat().st_size > 0
+    # Whole-model mode on a detector config.
+    out = benchmark.main(['--config', TOY_CONFIG, '--shape', '64', '64', '--repeat', '1',
+                          '--warmup', '0', '--precisions', 'fp32'])
+    assert set(out['stats']) == {'inference fp32 SCNet', 'train fp32 SCNet',
+                                 'inference fp32 ResNet', 'train fp32 ResNet'}
+    assert np.isfinite(list(out['ratios'].values())).all()

@@ -22,9 +22,13 @@ extras = {
     # requirement chumpy does not build. These are its real needs; xtcocotools
     # must be built against the installed numpy (PyPI's wheel is numpy 1's).
     'pose': ['json_tricks', 'munkres', 'xtcocotools>=1.12', 'scipy', 'matplotlib', 'torchvision'],
+    # ONNX export (tools/deployment/pytorch2onnx.py) and its ONNX Runtime check;
+    # torch's exporter (dynamo=True, the default since torch 2.9) needs onnxscript.
+    'deploy': ['onnx', 'onnxruntime', 'onnxscript'],
     'tests': ['pytest>=7'],
 }
-extras['all'] = sorted({r for k in ('detection', 'segmentation', 'classification', 'pose') for r in extras[k]})
+extras['all'] = sorted({r for k in ('detection', 'segmentation', 'classification', 'pose', 'deploy')
+                        for r in extras[k]})
 extras['dev'] = extras['tests']
 
 setup(

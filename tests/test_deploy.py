@@ -166,7 +166,7 @@ def test_onnx_backbone_and_classifier_match_pytorch(tmp_path):
 
 def test_benchmark_smoke(tmp_path):
     import benchmark
-    out = benchmark.main(['--batch-size', '1', '--shape', '64', '64', '--repeat', '1',
+    out = benchmark.main(['--batch-size', '2', '--shape', '64', '64', '--repeat', '1',
                           '--warmup', '0', '--no-onnx', '--precisions', 'fp32', 'bf16',
                           '--channels-last', '--json', str(tmp_path / 'b.json')])
     names = set(out['stats'])
@@ -179,8 +179,8 @@ def test_benchmark_smoke(tmp_path):
     assert mem['SCNet-50 with_cp'] < mem['SCNet-50'] and mem['ResNet-50'] > 0
     assert (tmp_path / 'b.json').stat().st_size > 0
     # Whole-model mode on a detector config.
-    out = benchmark.main(['--config', TOY_CONFIG, '--shape', '64', '64', '--repeat', '1',
-                          '--warmup', '0', '--precisions', 'fp32'])
+    out = benchmark.main(['--config', TOY_CONFIG, '--shape', '64', '64', '--batch-size', '2',
+                          '--repeat', '1', '--warmup', '0', '--precisions', 'fp32'])
     assert set(out['stats']) == {'inference fp32 SCNet', 'train fp32 SCNet',
                                  'inference fp32 ResNet', 'train fp32 ResNet'}
     assert np.isfinite(list(out['ratios'].values())).all()

@@ -38,7 +38,9 @@ def parse_args(argv=None):
     p.add_argument('--threads', type=int, help='torch (and ONNX Runtime) threads')
     p.add_argument('--device', default='cpu', help='cpu or cuda')
     p.add_argument('--precisions', nargs='+', choices=('fp32', 'bf16', 'fp16'),
-                   help='default: fp32 bf16 on the CPU, fp32 fp16 on a GPU')
+                   help='of the training and inference rows (the deploy rows are fp32 and '
+                   'bf16); default: fp32 and bf16 on a CPU with native bf16, else fp32; '
+                   'fp32 and fp16 on a GPU')
     p.add_argument('--no-train', action='store_true', help='inference only')
     p.add_argument('--channels-last', action='store_true',
                    help='also SCNet(channels_last=True), and ResNet on a channels-last input')
@@ -91,7 +93,7 @@ def backbone_cases(args, x):
             cases[b] = make(copy.deepcopy(resnet), x_cl, 'fp32')
             pairs += [(a, f'{kind} fp32 {rn}'), (a, b), (a, f'{kind} fp32 {sc}')]
     if not args.no_deploy:
-        for prec in ['fp32'] + (['bf16'] if 'bf16' in args.precisions else []):
+        for prec in ('fp32', 'bf16'):
             name = f'deploy {prec} {sc}'
             cases[name] = bm.inference(optimize(copy.deepcopy(scnet), prec), x)
             pairs.append((name, f'infer fp32 {sc}'))
@@ -161,8 +163,8 @@ def main(argv=None):
     print(f'{what}; device {args.device}, {torch.get_num_threads()} threads, torch '
           f'{torch.__version__}; {args.repeat} interleaved rounds after {args.warmup} warm-up')
     if device.type == 'cpu' and not bm.cpu_has_native_bf16():
-        print('note: this CPU has no AVX512-BF16/AMX: bf16 runs emulated, slower than fp32; '
-              'bf16 rows only with --precisions ... bf16')
+        print('note: this CPU has no AVX512-BF16/AMX: bf16 runs emulated, slower than fp32 '
+              '(bf16 training/inference rows only with --precisions fp32 bf16)')
     times = bm.timed_rounds(cases, args.repeat, args.warmup, device)
     stats = {k: bm.summarize(v) for k, v in times.items()}
     per_image = batch

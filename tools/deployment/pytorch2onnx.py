@@ -45,7 +45,7 @@ def build(args):
             load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
         return ClassifierLogits(model).eval()
     from mmscnet.registry import MODELS
-    model = MODELS.build(dict(type=args.type.split('.')[-1], depth=args.depth))
+    model = MODELS.build(dict(type=args.type, depth=args.depth))
     if args.checkpoint:
         from mmengine.runner import load_checkpoint
         load_checkpoint(model, args.checkpoint, map_location='cpu', strict=False,

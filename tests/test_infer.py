@@ -122,3 +122,22 @@ def test_infer_bad_inputs_are_named(toy, tmp_path):
             infer_tool.main([image, TOY_CONFIG, '--out-dir', str(tmp_path / 'o'), '--device', 'cuda'])
     with pytest.raises(SystemExit):
         infer_tool.main([image, TOY_CONFIG, '--out-dir', str(tmp_path / 'o'), '--device', 'tpu'])
+
+
+def test_mmdet_detinferencer_loads_our_checkpoint_without_importing_mmscnet(toy, toy_checkpoint):
+    # mmdet's own inferencer (what mmdet's demo/image_demo.py runs) in a fresh
+    # interpreter whose code never imports mmscnet: the config's custom_imports
+    # does, before the checkpoint (with mmengine's HistoryBuffers) is read.
+    import subprocess
+    import sys
+    image = os.path.join(toy, 'val', sorted(os.listdir(os.path.join(toy, 'val')))[0])
+    code = ('import sys\n'
+            'from mmdet.apis import DetInferencer\n'
+            'assert "mmscnet" not in sys.modules\n'
+            f'inf = DetInferencer(model={TOY_CONFIG!r}, weights={toy_checkpoint!r}, '
+            'device="cpu", show_progress=False)\n'
+            f'out = inf({image!r}, no_save_vis=True, pred_score_thr=0.0)\n'
+            'print("predictions", len(out["predictions"]))\n')
+    res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=REPO)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert 'predictions 1' in res.stdout

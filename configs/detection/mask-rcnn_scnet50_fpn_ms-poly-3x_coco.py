@@ -1,6 +1,11 @@
 # Multi-scale training with polygon masks, 3x schedule: mmdet's recipe, SCNet-50 backbone.
 _base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_ms-poly-3x_coco.py'
 
+# mmscnet imported with the config: the libraries' own tools and inferencers
+# (mmdet's DetInferencer, image_demo.py, tools/test.py) then load its models
+# and checkpoints without an `import mmscnet` in the calling code.
+custom_imports = dict(imports=['mmscnet'], allow_failed_imports=False)
+
 model = dict(
     backbone=dict(
         type='mmscnet.SCNet',

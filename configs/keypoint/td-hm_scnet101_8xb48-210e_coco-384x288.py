@@ -1,6 +1,11 @@
 # SimpleBaseline SCNet-101 at 384x288 (mmpose's config; backbone and its weights changed).
 _base_ = 'mmpose::body_2d_keypoint/topdown_heatmap/coco/td-hm_scnet101_8xb48-210e_coco-384x288.py'
 
+# mmscnet imported with the config: the libraries' own tools and inferencers
+# (mmdet's DetInferencer, image_demo.py, tools/test.py) then load its models
+# and checkpoints without an `import mmscnet` in the calling code.
+custom_imports = dict(imports=['mmscnet'], allow_failed_imports=False)
+
 model = dict(
     backbone=dict(
         type='mmscnet.SCNet',

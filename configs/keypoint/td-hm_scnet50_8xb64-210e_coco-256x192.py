@@ -2,6 +2,11 @@
 # with mmscnet's SCNet and the authors' ImageNet weights; head, data and schedule are mmpose's.
 _base_ = 'mmpose::body_2d_keypoint/topdown_heatmap/coco/td-hm_scnet50_8xb64-210e_coco-256x192.py'
 
+# mmscnet imported with the config: the libraries' own tools and inferencers
+# (mmdet's DetInferencer, image_demo.py, tools/test.py) then load its models
+# and checkpoints without an `import mmscnet` in the calling code.
+custom_imports = dict(imports=['mmscnet'], allow_failed_imports=False)
+
 model = dict(
     backbone=dict(
         type='mmscnet.SCNet',

@@ -3,6 +3,11 @@
 # the authors' ImageNet weights through the backbone's init_cfg instead.
 _base_ = 'mmseg::deeplabv3plus/deeplabv3plus_r50-d8_4xb4-160k_ade20k-512x512.py'
 
+# mmscnet imported with the config: the libraries' own tools and inferencers
+# (mmdet's DetInferencer, image_demo.py, tools/test.py) then load its models
+# and checkpoints without an `import mmscnet` in the calling code.
+custom_imports = dict(imports=['mmscnet'], allow_failed_imports=False)
+
 model = dict(
     pretrained=None,
     backbone=dict(

@@ -1,6 +1,11 @@
 # mmseg's UPerNet R-50 recipe on ADE20K with the non-dilated SCNet-50.
 _base_ = 'mmseg::upernet/upernet_r50_4xb4-160k_ade20k-512x512.py'
 
+# mmscnet imported with the config: the libraries' own tools and inferencers
+# (mmdet's DetInferencer, image_demo.py, tools/test.py) then load its models
+# and checkpoints without an `import mmscnet` in the calling code.
+custom_imports = dict(imports=['mmscnet'], allow_failed_imports=False)
+
 model = dict(
     pretrained=None,
     backbone=dict(

@@ -22,19 +22,12 @@ import types
 import torch
 import torch.nn as nn
 from mmcv.cnn import fuse_conv_bn
+from mmcv.cnn.utils.fuse_conv_bn import _fuse_conv_bn  # the pair arithmetic
 from mmengine.hooks import Hook
 
 from mmscnet.registry import HOOKS
 
 PRECISIONS = ('fp32', 'bf16')
-
-
-def _fold(conv, bn):
-    # mmcv's arithmetic (conv.weight * gamma / sqrt(var + eps), bias likewise).
-    factor = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-    conv.weight = nn.Parameter(conv.weight * factor.reshape(-1, 1, 1, 1))
-    conv.bias = nn.Parameter((bias - bn.running_mean) * factor + bn.bias)
 
 
 def _fuse_scnet_stems(model):
@@ -43,7 +36,7 @@ def _fuse_scnet_stems(model):
     for m in model.modules():
         if isinstance(m, SCNet) and isinstance(m.conv1, nn.Sequential) and \
                 isinstance(m.bn1, nn.modules.batchnorm._BatchNorm):
-            _fold(m.conv1[-1], m.bn1)
+            _fuse_conv_bn(m.conv1[-1], m.bn1)
             m.bn1 = nn.Identity()
 
 

@@ -109,12 +109,12 @@ class _Cls:
         from mmengine.runner import load_checkpoint
         from mmpretrain.apis import ImageClassificationInferencer, get_model
 
-        from mmscnet.converters import rename_released_classifier
+        from mmscnet.tool_setup import accept_released_classifier
         model = get_model(cfg, pretrained=False, device='cpu')
         classes = None
         if checkpoint:
             # The authors' released checkpoints (conv1.*, fc.*) load as tools/test.py loads them.
-            model.register_load_state_dict_pre_hook(rename_released_classifier)
+            accept_released_classifier(model)
             ckpt = load_checkpoint(model, checkpoint, map_location='cpu')
             classes = ckpt.get('meta', {}).get('dataset_meta', {}).get('classes')
         self.inferencer = ImageClassificationInferencer(model, pretrained=False, device=device,

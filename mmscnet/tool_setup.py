@@ -167,7 +167,9 @@ def _pose_show(cfg, hook, show_dir):
     replace_types(cfg.visualizer, ('PoseLocalVisualizer', ), 'mmscnet.PoseLocalVisualizer')
 
 
-def _accept_released_classifier(model):
+def accept_released_classifier(model):
+    """Let an mmpretrain classifier load the authors' released checkpoints
+    (``conv1.*``, ``fc.*``) as well as its own layout."""
     from mmscnet.converters import rename_released_classifier
     model.register_load_state_dict_pre_hook(rename_released_classifier)
 
@@ -179,7 +181,7 @@ ADAPTERS = {
     'mmdet': dict(show=_det_show, tta=_det_tta, dump='DumpDetResults', model=None),
     'mmseg': dict(show=_seg_show, tta=_config_tta, dump='DumpResults', model=None),
     'mmpretrain': dict(show=_cls_show, tta=_config_tta, dump='DumpResults',
-                       model=_accept_released_classifier),
+                       model=accept_released_classifier),
     # mmpose flips at test time through the model's test_cfg (flip_test), not a TTA model.
     'mmpose': dict(show=_pose_show, tta=_config_tta, dump='DumpResults', model=None),
 }

@@ -45,6 +45,17 @@ def run_tool(args):
     return subprocess.run([sys.executable] + args, capture_output=True, text=True, cwd=REPO)
 
 
+def train_toy_detector(root, work, epochs):
+    """Train the toy Mask R-CNN on the toy set at ``root`` through tools/train.py
+    (batch 4, no validation); returns the last checkpoint's path."""
+    opts = dict(data_options(TOY_CONFIG, root), **{'train_cfg.max_epochs': epochs,
+                                                   'train_cfg.val_interval': epochs + 1,
+                                                   'train_dataloader.batch_size': 4})
+    out = run_tool(['tools/train.py', TOY_CONFIG, '--work-dir', str(work)] + cfg_options_argv(opts))
+    assert out.returncode == 0, out.stderr[-3000:]
+    return str(Path(work) / f'epoch_{epochs}.pth')
+
+
 def dataset_keys(cfg, loader):
     """Dotted key of the innermost dataset of a dataloader (RepeatDataset etc. unwrapped)."""
     key, ds = f'{loader}.dataset', cfg[loader]['dataset']

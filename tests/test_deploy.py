@@ -5,7 +5,8 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, TOY_CONFIG, cfg_options_argv, data_options, rel_diff, run_tool
+from conftest import (REPO, TOY_CONFIG, cfg_options_argv, data_options, rel_diff,
+                      train_toy_detector)
 
 from mmscnet.deploy import optimize, unfused_batchnorms
 from mmscnet.models import SCNet, SCNetV1d
@@ -109,13 +110,7 @@ def test_bf16_deploy_classifier_keeps_the_class():
 def toy_run(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('toy_coco'))
     generate_toy_coco(root, num_train=8, num_val=4, image_size=(128, 128))
-    work = tmp_path_factory.mktemp('work')
-    opts = dict(data_options(TOY_CONFIG, root), **{'train_cfg.max_epochs': 2,
-                                                   'train_cfg.val_interval': 3,
-                                                   'train_dataloader.batch_size': 4})
-    out = run_tool(['tools/train.py', TOY_CONFIG, '--work-dir', str(work)] + cfg_options_argv(opts))
-    assert out.returncode == 0, out.stderr[-3000:]
-    return root, str(work / 'epoch_2.pth')
+    return root, train_toy_detector(root, tmp_path_factory.mktemp('work'), epochs=2)
 
 
 def test_tools_test_deploy_matches_plain(toy_run, tmp_path):

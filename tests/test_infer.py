@@ -6,7 +6,7 @@ import cv2
 import mmcv
 import numpy as np
 import pytest
-from conftest import REPO, TOY_CONFIG, cfg_options_argv, data_options, run_tool
+from conftest import REPO, TOY_CONFIG, run_tool, train_toy_detector
 
 from mmscnet.synthetic import generate_toy_coco
 
@@ -30,13 +30,7 @@ def toy(tmp_path_factory):
 @pytest.fixture(scope='module')
 def toy_checkpoint(toy, tmp_path_factory):
     """A checkpoint as tools/train.py writes it (message hub, optimizer, dataset meta)."""
-    work = tmp_path_factory.mktemp('work')
-    opts = dict(data_options(TOY_CONFIG, toy), **{'train_cfg.max_epochs': 1,
-                                                  'train_cfg.val_interval': 2,
-                                                  'train_dataloader.batch_size': 4})
-    out = run_tool(['tools/train.py', TOY_CONFIG, '--work-dir', str(work)] + cfg_options_argv(opts))
-    assert out.returncode == 0, out.stderr[-3000:]
-    return str(work / 'epoch_1.pth')
+    return train_toy_detector(toy, tmp_path_factory.mktemp('work'), epochs=1)
 
 
 @pytest.fixture(scope='module')

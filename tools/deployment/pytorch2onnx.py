@@ -14,10 +14,10 @@ Detectors and segmentors: use mmdeploy (see the README).
 """
 import argparse
 import os.path as osp
-import time
 
 import torch
 
+from mmscnet import benchmark as bm
 from mmscnet.deploy import (ClassifierLogits, export_onnx, onnx_max_rel_diff, onnx_session,
                             optimize)
 
@@ -40,8 +40,8 @@ def build(args):
         if args.checkpoint:
             from mmengine.runner import load_checkpoint
 
-            from mmscnet.converters import rename_released_classifier
-            model.register_load_state_dict_pre_hook(rename_released_classifier)
+            from mmscnet.tool_setup import accept_released_classifier
+            accept_released_classifier(model)
             load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
         return ClassifierLogits(model).eval()
     from mmscnet.registry import MODELS
@@ -54,13 +54,8 @@ def build(args):
 
 
 def latency(fn, repeat):
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+    """Median seconds per call after one warm-up call."""
+    return bm.summarize(bm.timed_rounds({'run': fn}, repeat, warmup=1)['run'])['median']
 
 
 def main(argv=None):

@@ -27,11 +27,24 @@ allows exactly those types for the duration of one load:
 
 Everything else (a pickled ``exec``, ``os.system``, any unknown class) is
 still refused by PyTorch's weights-only unpickler, before it runs.
+
+PyTorch < 2.5 has no ``torch.serialization.safe_globals`` (and before 2.4 no
+way at all to extend its weights-only unpickler, which also cannot rebuild a
+HistoryBuffer there). On those versions :func:`load_from_local` reads through
+:data:`RESTRICTED_PICKLE`, a pickle module whose ``find_class`` returns only
+torch's own weights-only allowlist plus the types above and refuses any other
+global before it is called: the restriction the Python documentation gives
+for unpickling untrusted data. What it cannot promise that PyTorch's own
+unpickler does: it is mmscnet's code rather than PyTorch's fuzzed one, and it
+limits which globals a file may name, not which pickle opcodes it may use.
 :func:`register` makes mmengine's local-file checkpoint loader use this, so
 every path that loads through mmengine (Runner resume and ``load_from``,
 ``init_cfg`` Pretrained, ``mmengine.runner.load_checkpoint``) gets it.
 """
+import functools
 import os.path as osp
+import pickle
+import types
 
 import numpy as np
 import torch
@@ -64,18 +77,90 @@ def _numpy_globals():
 MMENGINE_SAFE_GLOBALS = _numpy_globals() + [(_history_buffer_getattr, 'builtins.getattr')]
 
 
-def load_from_local(filename, map_location=None):
+@functools.lru_cache(maxsize=None)
+def _allowed_by_name():
+    """``{'module.name': object}`` for the restricted unpickler: torch's own
+    weights-only allowlist plus :data:`MMENGINE_SAFE_GLOBALS`."""
+    import codecs
+    from torch import _weights_only_unpickler
+    allowed = dict(_weights_only_unpickler._get_allowed_globals())
+    allowed['_codecs.encode'] = codecs.encode  # how numpy pickles an array's bytes
+    for obj in MMENGINE_SAFE_GLOBALS:
+        if isinstance(obj, tuple):
+            obj, name = obj
+        else:
+            name = f'{obj.__module__}.{obj.__qualname__}'
+        allowed[name] = obj
+        # numpy 2 renamed numpy.core to numpy._core; files of either spelling load.
+        for a, b in (('numpy._core.', 'numpy.core.'), ('numpy.core.', 'numpy._core.')):
+            if name.startswith(a):
+                allowed[b + name[len(a):]] = obj
+    return allowed
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Returns only allowlisted globals; any other is refused before it runs."""
+
+    def find_class(self, module, name):
+        import _compat_pickle
+        # Protocol-2 files (torch's default) name Python 2 modules, e.g.
+        # __builtin__.getattr; map them as pickle's own find_class does.
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        allowed = _allowed_by_name()
+        key = f'{module}.{name}'
+        if key not in allowed:
+            raise pickle.UnpicklingError(
+                f'global {key} is not an allowed checkpoint type (refused without running it)')
+        return allowed[key]
+
+
+def _restricted_load(file, **kwargs):
+    return _RestrictedUnpickler(file, **kwargs).load()
+
+
+# A pickle "module" for torch.load(pickle_module=...): torch subclasses its
+# Unpickler (adding storages and persistent ids) and calls its load for the
+# legacy format's header.
+RESTRICTED_PICKLE = types.SimpleNamespace(
+    __name__='mmscnet.checkpoint_io.RESTRICTED_PICKLE', Unpickler=_RestrictedUnpickler,
+    load=_restricted_load, UnpicklingError=pickle.UnpicklingError)
+
+
+def _torch_has_safe_globals():
+    return hasattr(torch.serialization, 'safe_globals')
+
+
+def _load(filename, map_location, mechanism):
+    if mechanism == 'torch':
+        with torch.serialization.safe_globals(MMENGINE_SAFE_GLOBALS):
+            return torch.load(filename, map_location=map_location, weights_only=True)
+    # weights_only=False only hands the file to RESTRICTED_PICKLE (torch refuses
+    # a pickle_module together with weights_only=True); that does the refusing.
+    return torch.load(filename, map_location=map_location, weights_only=False,
+                      pickle_module=RESTRICTED_PICKLE)
+
+
+def load_from_local(filename, map_location=None, mechanism=None):
     """``torch.load(filename, weights_only=True)`` that accepts mmengine checkpoints.
 
-    Raises FileNotFoundError for a missing file and ValueError, naming the
-    file and the cause, for a truncated, corrupt or unsafe one.
+    ``mechanism``: ``'torch'`` (PyTorch's weights-only unpickler with
+    :data:`MMENGINE_SAFE_GLOBALS`, the default where torch has
+    ``safe_globals``) or ``'restricted'`` (:data:`RESTRICTED_PICKLE`, the
+    default on older torch). Raises FileNotFoundError for a missing file and
+    ValueError, naming the file and the cause, for a truncated, corrupt or
+    unsafe one.
     """
+    if mechanism is None:
+        mechanism = 'torch' if _torch_has_safe_globals() else 'restricted'
+    if mechanism not in ('torch', 'restricted'):
+        raise ValueError(f"mechanism must be 'torch' or 'restricted', not {mechanism!r}")
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint not found: {filename}')
     try:
-        with torch.serialization.safe_globals(MMENGINE_SAFE_GLOBALS):
-            return torch.load(filename, map_location=map_location, weights_only=True)
+        return _load(filename, map_location, mechanism)
     except Exception as e:
         if isinstance(e, RuntimeError) and 'zip archive' in str(e) or isinstance(e, EOFError):
             cause = 'the file is truncated or not a PyTorch checkpoint'

@@ -1,5 +1,13 @@
-"""mmengine checkpoints load under weights_only=True; nothing else gets through."""
+"""mmengine checkpoints load under weights_only=True; nothing else gets through.
+
+Each loader test runs with both mechanisms this torch has: PyTorch's
+weights-only unpickler with safe_globals (torch >= 2.5) and mmscnet's
+restricted unpickler (the default below 2.5, usable on any torch), so the
+suite on the newest torch also checks the old-torch path. The compatibility
+job (tools/compat_env.sh) runs this file on the oldest supported torch.
+"""
 import builtins
+import os
 import pickle
 
 import numpy as np
@@ -9,6 +17,9 @@ from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
 
 from mmscnet.checkpoint_io import load_from_local
+
+MECHANISMS = ['restricted'] + (['torch'] if hasattr(torch.serialization, 'safe_globals') else [])
+mechanism = pytest.mark.parametrize('mechanism', MECHANISMS)
 
 
 def _mmengine_like_checkpoint(path):
@@ -25,11 +36,32 @@ def _mmengine_like_checkpoint(path):
 
 
 def test_plain_torch_load_refuses_mmengine_checkpoint(tmp_path):
-    # The problem being solved: torch >= 2.6 defaults to weights_only=True.
+    # The problem being solved: weights_only=True (torch >= 2.6's default)
+    # refuses mmengine's own checkpoint, on every torch that has the flag.
     path = tmp_path / 'c.pth'
     _mmengine_like_checkpoint(path)
     with pytest.raises(pickle.UnpicklingError):
-        torch.load(path)
+        torch.load(path, weights_only=True)
+
+
+def test_default_mechanism_follows_torch():
+    from mmscnet import checkpoint_io
+    expected = 'torch' if hasattr(torch.serialization, 'safe_globals') else 'restricted'
+    assert checkpoint_io._torch_has_safe_globals() == (expected == 'torch')
+    with pytest.raises(ValueError, match="mechanism must be 'torch' or 'restricted'"):
+        load_from_local(__file__, mechanism='pickle')
+
+
+@mechanism
+def test_mmengine_checkpoint_loads(tmp_path, mechanism):
+    path = tmp_path / 'c.pth'
+    _mmengine_like_checkpoint(path)
+    ckpt = load_from_local(str(path), mechanism=mechanism)
+    buf = ckpt['message_hub']['log_scalars']['train/loss']
+    assert isinstance(buf, HistoryBuffer) and buf.current() == 0.5 and buf.mean() == 0.5
+    assert ckpt['meta']['seed'] == 3 and ckpt['meta']['dataset_meta']['classes'] == ('a', 'b')
+    assert torch.equal(ckpt['state_dict']['w'], torch.ones(2))
+    np.testing.assert_array_equal(ckpt['extra']['array'], np.arange(3, dtype=np.float32))
 
 
 def test_mmengine_checkpoint_loads_through_mmengine(tmp_path):
@@ -44,12 +76,13 @@ def test_mmengine_checkpoint_loads_through_mmengine(tmp_path):
     np.testing.assert_array_equal(ckpt['extra']['array'], np.arange(3, dtype=np.float32))
 
 
-def test_allowlist_is_scoped_to_the_load(tmp_path):
+@mechanism
+def test_allowlist_is_scoped_to_the_load(tmp_path, mechanism):
     path = tmp_path / 'c.pth'
     _mmengine_like_checkpoint(path)
-    load_from_local(str(path))
+    load_from_local(str(path), mechanism=mechanism)
     with pytest.raises(pickle.UnpicklingError):  # no global change to torch.load
-        torch.load(path)
+        torch.load(path, weights_only=True)
 
 
 def _pickle_with_getattr(tmp_path, target, name):
@@ -62,20 +95,44 @@ def _pickle_with_getattr(tmp_path, target, name):
     return str(path)
 
 
-def test_getattr_is_restricted_to_history_buffer_methods(tmp_path):
-    ok = load_from_local(_pickle_with_getattr(tmp_path, HistoryBuffer, 'mean'))
+@mechanism
+def test_getattr_is_restricted_to_history_buffer_methods(tmp_path, mechanism):
+    ok = load_from_local(_pickle_with_getattr(tmp_path, HistoryBuffer, 'mean'), mechanism=mechanism)
     assert ok['x'] is HistoryBuffer.mean
     for target, name in ((HistoryBuffer, '__init__'), (HistoryBuffer, '__reduce_ex__'),
                          (np.ndarray, 'tofile')):
         with pytest.raises(ValueError, match='cannot load checkpoint'):
-            load_from_local(_pickle_with_getattr(tmp_path, target, name))
+            load_from_local(_pickle_with_getattr(tmp_path, target, name), mechanism=mechanism)
 
 
-def test_unknown_class_is_refused(tmp_path):
+@mechanism
+def test_unknown_class_is_refused(tmp_path, mechanism):
     path = tmp_path / 'cls.pth'
     torch.save({'x': MessageHub}, path)
     with pytest.raises(ValueError, match='objects outside the allowed checkpoint types'):
-        load_from_local(str(path))
+        load_from_local(str(path), mechanism=mechanism)
+
+
+@mechanism
+@pytest.mark.parametrize('legacy_format', [False, True])
+def test_code_payload_is_refused_before_it_runs(tmp_path, mechanism, legacy_format):
+    marker = tmp_path / 'ran'
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f'touch {marker}',))
+
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {'w': torch.ones(1)}, 'x': Payload()}, path,
+               _use_new_zipfile_serialization=not legacy_format)
+    with pytest.raises(ValueError, match='objects outside the allowed checkpoint types'):
+        load_from_local(str(path), mechanism=mechanism)
+    assert not marker.exists()
+    # The same file without the payload loads in both formats.
+    torch.save({'state_dict': {'w': torch.ones(1)}}, path,
+               _use_new_zipfile_serialization=not legacy_format)
+    assert torch.equal(load_from_local(str(path), mechanism=mechanism)['state_dict']['w'],
+                       torch.ones(1))
 
 
 def test_missing_file():

@@ -1,7 +1,15 @@
 """Packaging for mmscnet: Self-Calibrated Convolutions (SCNet) for OpenMMLab 2.x."""
+import os
 import os.path as osp
+import shutil
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+HERE = osp.dirname(osp.abspath(__file__))
+# What OpenMMLab packages ship as <package>/.mim/: mmengine's `mmscnet::` config
+# lookup reads .mim/configs, mim reads .mim/model-index.yml and .mim/tools.
+MIM_FILES = ['configs', 'tools', 'model-index.yml']
 
 
 def read_version():
@@ -31,6 +39,30 @@ extras['all'] = sorted({r for k in ('detection', 'segmentation', 'classification
                         for r in extras[k]})
 extras['dev'] = extras['tests']
 
+
+
+class BuildPyWithMim(build_py):
+    """Copies configs/, tools/ and model-index.yml into the built package as
+    mmscnet/.mim/. An editable install needs no copy: the source tree's
+    mmscnet/.mim holds links to them (committed)."""
+
+    def run(self):
+        super().run()
+        if getattr(self, 'editable_mode', False):
+            return
+        target = osp.join(self.build_lib, 'mmscnet', '.mim')
+        if osp.lexists(target):
+            shutil.rmtree(target) if osp.isdir(target) and not osp.islink(target) else os.remove(target)
+        os.makedirs(target)
+        junk = shutil.ignore_patterns('__pycache__', '*.pyc')
+        for name in MIM_FILES:
+            src = osp.join(HERE, name)
+            if osp.isdir(src):
+                shutil.copytree(src, osp.join(target, name), ignore=junk)
+            else:
+                shutil.copy2(src, osp.join(target, name))
+
+
 setup(
     name='mmscnet',
     version=read_version(),
@@ -42,6 +74,7 @@ setup(
     packages=find_packages(include=['mmscnet', 'mmscnet.*']),
     install_requires=core,
     extras_require=extras,
+    cmdclass={'build_py': BuildPyWithMim},
     classifiers=[
         'Programming Language :: Python :: 3',
         'Topic :: Scientific/Engineering :: Artificial Intelligence',

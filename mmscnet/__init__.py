@@ -3,6 +3,8 @@
 Importing this package is light: torch, mmengine and mmcv only. The
 downstream libraries (mmdet, mmseg, mmpretrain) are imported where used.
 """
+from mmengine.config import utils as _config_utils
+
 from . import checkpoint_io
 from .version import __version__  # noqa: F401
 
@@ -10,3 +12,11 @@ from .version import __version__  # noqa: F401
 # (see mmscnet/checkpoint_io.py). mmscnet is imported by every config that names
 # an mmscnet.* type and by tools/, so this covers resume, load_from and test.
 checkpoint_io.register()
+
+# `_base_ = 'mmscnet::detection/...'`: mmengine resolves `pkg::` only for the
+# packages in its MODULE2PACKAGE table, at <installed path>/.mim/configs. The
+# value names a module rather than the distribution on purpose: mmengine then
+# takes the folder of mmscnet/version.py, the package actually imported, which
+# is right for a wheel and an editable install alike (for the latter the
+# distribution's location is site-packages, where no mmscnet/ folder exists).
+_config_utils.MODULE2PACKAGE.setdefault('mmscnet', 'mmscnet.version')

@@ -63,9 +63,12 @@ def _history_buffer_getattr(obj, name):
 
 
 def _numpy_globals():
-    core = getattr(np, '_core', None) or np.core  # numpy 2 renamed np.core
-    allowed = [HistoryBuffer, np.ndarray, np.dtype, core.multiarray._reconstruct,
-               core.multiarray.scalar]
+    # numpy 2 renamed numpy.core to numpy._core (numpy 1.26 has a _core stub only).
+    if int(np.__version__.split('.')[0]) >= 2:
+        from numpy._core import multiarray
+    else:
+        from numpy.core import multiarray
+    allowed = [HistoryBuffer, np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar]
     # numpy >= 1.25 pickles a dtype's class, e.g. numpy.dtypes.Float64DType.
     dtypes = getattr(np, 'dtypes', None)
     if dtypes is not None:

@@ -16,6 +16,13 @@ sys.path.insert(0, str(REPO / 'tools' / 'deployment'))  # pytorch2onnx.py
 TOY_CONFIG = str(REPO / 'configs/detection/toy/mask-rcnn_scnet50_fpn_toy-coco.py')
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        'markers', 'downstream: needs a downstream library (mmdet, mmpretrain, ...); the '
+        'compatibility job (tools/compat_env.sh), which installs only torch, mmengine and '
+        'mmcv-lite, deselects these')
+
+
 @pytest.fixture(autouse=True)
 def _quiet_and_deterministic():
     # mmengine logs one line per parameter on init_weights; keep test output readable.

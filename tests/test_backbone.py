@@ -19,6 +19,7 @@ def test_scnet50_parameter_count_matches_release():
     assert n_params(SCNet(depth=50)) == 23_515_584
 
 
+@pytest.mark.downstream
 def test_scnet50_with_imagenet_head_parameter_count():
     from mmpretrain.registry import MODELS
     classifier = MODELS.build(
@@ -45,7 +46,7 @@ def test_flops_match_authors_figures():
     for cfg, gflops in ((dict(type='mmscnet.SCNet', depth=50), 4.0),
                         (dict(type='mmscnet.SCNetV1d', depth=50), 4.7),
                         (dict(type='mmscnet.SCNet', depth=101), 7.2)):
-        summary = backbone_summary(cfg, (224, 224))
+        summary = backbone_summary(cfg, (224, 224), registry='mmscnet')
         assert abs(summary['flops'] / 1e9 - gflops) < 0.06, (cfg, summary['flops'])
 
 
@@ -274,3 +275,18 @@ def test_zero_init_never_touches_loaded_weights(form, tmp_path):
     bn3s = [m.bn3 for m in model.modules() if isinstance(m, SCBottleneck)]
     assert len(bn3s) == 16 and all((bn.weight == 0.5).all() for bn in bn3s)
     assert (model.layer1[0].bn1_a.weight == 0.5).all()
+
+
+def test_unfit_weights_are_refused_by_the_load_hook(tmp_path):
+    # The pre-hook is registered through torch's public or (torch < 2.5) private
+    # name; the compatibility job runs this on the oldest supported torch.
+    deeper = SCNet(depth=101).state_dict()
+    with pytest.raises(ValueError, match=r'the checkpoint has 23 blocks in layer3, SCNet-50 has 6'):
+        SCNet(depth=50).load_state_dict(deeper, strict=False)
+    path = tmp_path / 'scnet101.pth'
+    torch.save(deeper, path)
+    model = SCNet(depth=50, init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    with pytest.raises(ValueError, match='the weights do not fit SCNet-50'):
+        model.init_weights()
+    fitting = SCNet(depth=50).state_dict()
+    SCNet(depth=50).load_state_dict(fitting)  # a fitting state dict loads

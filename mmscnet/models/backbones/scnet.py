@@ -383,7 +383,10 @@ class SCNet(BaseModule):
         self._freeze_stages()
         # Weights of another architecture or depth stop with an error instead
         # of leaving the backbone randomly initialised behind a log line.
-        self.register_load_state_dict_pre_hook(refuse_unfit_state)
+        if hasattr(self, 'register_load_state_dict_pre_hook'):
+            self.register_load_state_dict_pre_hook(refuse_unfit_state)
+        else:  # torch < 2.5: the same hook through the older, private name
+            self._register_load_state_dict_pre_hook(refuse_unfit_state, with_module=True)
 
     def _make_stem(self, in_channels, stem_channels, conv_cfg, norm_cfg):
         if self.deep_stem:

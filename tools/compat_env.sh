@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The compatibility job: a small environment with another PyTorch (only what
+# the backbone needs: torch, mmengine, mmcv without its compiled ops), running
+# the backbone, parity and checkpoint-loader tests there. .ci/run calls it for
+# the oldest and the newest torch this project supports.
+#   tools/compat_env.sh TORCH_VERSION [VENV]   (VENV default: .venv-torchVERSION)
+# The environment is removed afterwards unless KEEP_COMPAT_ENV=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TORCH=${1:?usage: tools/compat_env.sh TORCH_VERSION [VENV]}
+VENV=${2:-.venv-torch$TORCH}
+PY=${PYTHON:-python3}
+TESTS=(tests/test_backbone.py tests/test_parity.py tests/test_checkpoint.py)
+
+# This machine's pip configuration may cap torch (a constraint file); the job
+# asks for one exact version on purpose, so no constraint applies here.
+export PIP_CONSTRAINT=
+# The shared prebuilt mmcv wheel is compiled against another torch: not here.
+unset PIP_FIND_LINKS
+
+rm -rf "$VENV"
+"$PY" -m venv "$VENV"
+pip() { "$VENV/bin/python" -m pip "$@"; }
+pip install -q --upgrade 'pip>=24' 'setuptools>=64,<81' wheel
+# Wheels of torch < 2.3 are built against numpy 1.
+numpy='numpy'
+case "$TORCH" in 2.0.*|2.1.*|2.2.*) numpy='numpy<2' ;; esac
+pip install -q "torch==$TORCH" "$numpy" 'mmengine==0.10.7' pytest
+# The backbone uses mmcv.cnn only: mmcv-lite 2.1.0 (mmcv without its compiled
+# ops, a wheel on PyPI) replaces compiling mmcv 2.1.0 for this torch (25 minutes).
+pip install -q mmcv-lite==2.1.0
+pip install -q --no-deps -e .
+"$VENV/bin/python" -c "import torch, numpy, mmcv, mmengine; print('[compat] torch', torch.__version__, 'numpy', numpy.__version__, 'mmcv', mmcv.__version__, 'mmengine', mmengine.__version__)"
+status=0
+"$VENV/bin/python" -m pytest -q -m 'not downstream' "${TESTS[@]}" || status=$?
+[ "${KEEP_COMPAT_ENV:-0}" = 1 ] || rm -rf "$VENV"
+exit $status

@@ -19,9 +19,10 @@ def read_version():
     return ns['__version__']
 
 
-# The ranges say what this project is tested against. mmcv is capped below 2.2
+# The ranges say what this project is tested against: torch 2.1 and 2.15 by the
+# compatibility job (tools/compat_env.sh), 2.14 by the whole suite. mmcv is capped below 2.2
 # because mmdet 3.3 and mmseg 1.2 assert mmcv<2.2.0 at import time.
-core = ['torch>=2.0', 'mmengine>=0.10.0,<1.0', 'mmcv>=2.0.0,<2.2.0', 'numpy']
+core = ['torch>=2.1,<2.16', 'mmengine>=0.10.0,<1.0', 'mmcv>=2.0.0,<2.2.0', 'numpy']
 extras = {
     'detection': ['mmdet>=3.0.0,<4.0.0', 'pycocotools'],
     'segmentation': ['mmsegmentation>=1.0.0,<2.0.0', 'ftfy', 'regex'],

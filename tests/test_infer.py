@@ -135,3 +135,73 @@ def test_mmdet_detinferencer_loads_our_checkpoint_without_importing_mmscnet(toy,
     res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=REPO)
     assert res.returncode == 0, res.stderr[-3000:]
     assert 'predictions 1' in res.stdout
+
+
+def test_mmdet_own_test_tool_on_our_checkpoint(toy, toy_checkpoint, tmp_path):
+    # mmdet's tools/test.py (shipped in mmdet's wheel under .mim/tools) as a
+    # user runs it: it imports nothing of mmscnet itself.
+    import subprocess
+    import sys
+
+    import mmdet
+    from conftest import cfg_options_argv, data_options
+    tool = os.path.join(os.path.dirname(mmdet.__file__), '.mim', 'tools', 'test.py')
+    res = subprocess.run([sys.executable, tool, TOY_CONFIG, toy_checkpoint, '--work-dir',
+                          str(tmp_path)] + cfg_options_argv(data_options(TOY_CONFIG, toy)),
+                         capture_output=True, text=True, cwd=REPO)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert 'coco/bbox_mAP: ' in res.stdout + res.stderr
+
+
+def _runner_like_checkpoint(model, path, dataset_meta):
+    """What mmengine's Runner writes: weights plus meta and the message hub's
+    HistoryBuffers, which torch's weights-only loader refuses on its own."""
+    import torch
+    from mmengine.logging import MessageHub
+    hub = MessageHub.get_instance('runner_like_checkpoint')
+    hub.update_scalar('train/loss', 0.5)
+    torch.save({'meta': {'epoch': 1, 'iter': 1, 'dataset_meta': dataset_meta},
+                'state_dict': model.state_dict(), 'message_hub': hub.state_dict()}, path)
+    import pickle
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path, weights_only=True)
+
+
+@pytest.mark.parametrize('lib', ['mmseg', 'mmpretrain'])
+def test_library_inferencer_loads_our_checkpoint_without_importing_mmscnet(lib, tmp_path):
+    import subprocess
+    import sys
+
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    cfg = Config.fromfile(TOY[lib])
+    init_default_scope(lib)
+    if lib == 'mmseg':
+        from mmseg.registry import MODELS
+        n = cfg.model.decode_head.num_classes
+        meta = {'classes': tuple(f'class{i}' for i in range(n)),
+                'palette': [[40 * i, 255 - 40 * i, 128] for i in range(n)]}
+        make = 'from mmseg.apis import MMSegInferencer as I\ninf = I(model={cfg!r}, weights={w!r}, device="cpu")\n'
+        count = 'print("result", tuple(out["predictions"].shape))\n'
+    else:
+        from mmpretrain.registry import MODELS
+        meta = {'classes': tuple(f'class{i}' for i in range(cfg.model.head.num_classes))}
+        make = ('from mmpretrain.apis import ImageClassificationInferencer as I\n'
+                'inf = I(model={cfg!r}, pretrained={w!r}, device="cpu")\n')
+        count = 'print("result", out["predictions"][0]["pred_class"] if "predictions" in out else out[0]["pred_class"])\n'
+    model = MODELS.build(cfg.model)
+    weights = str(tmp_path / 'ckpt.pth')
+    _runner_like_checkpoint(model, weights, meta)
+    image = str(tmp_path / 'img.png')
+    cv2.imwrite(image, np.random.RandomState(0).randint(0, 255, (128, 128, 3), np.uint8))
+    code = ('import sys\n' + make.format(cfg=TOY[lib], w=weights) +
+            'assert "mmscnet" in sys.modules  # imported by the config, not by this code\n'
+            f'out = inf({image!r}, return_datasamples=False)\n' + count)
+    code = code.replace('import sys\n', 'import sys\nassert "mmscnet" not in sys.modules\n', 1)
+    res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=REPO)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert 'result' in res.stdout
+    if lib == 'mmseg':
+        assert 'result (128, 128)' in res.stdout
+    else:
+        assert 'result class' in res.stdout

@@ -9,6 +9,7 @@ job (tools/compat_env.sh) runs this file on the oldest supported torch.
 import builtins
 import os
 import pickle
+import uuid
 
 import numpy as np
 import pytest
@@ -138,3 +139,59 @@ def test_code_payload_is_refused_before_it_runs(tmp_path, mechanism, legacy_form
 def test_missing_file():
     with pytest.raises(FileNotFoundError, match='checkpoint not found: /no/such.pth'):
         load_from_local('/no/such.pth')
+
+
+def _runner(work_dir, max_epochs, **kwargs):
+    from mmengine.model import BaseModel
+    from mmengine.runner import Runner
+
+    class Tiny(BaseModel):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(4, 1)
+
+        def forward(self, inputs, data_samples=None, mode='tensor'):
+            out = self.fc(torch.stack(inputs) if isinstance(inputs, list) else inputs)
+            return {'loss': out.pow(2).mean()} if mode == 'loss' else out
+
+    data = [dict(inputs=torch.randn(4)) for _ in range(8)]
+    return Runner(model=Tiny(), work_dir=str(work_dir),
+                  train_dataloader=dict(dataset=data, batch_size=4,
+                                        sampler=dict(type='DefaultSampler', shuffle=False),
+                                        collate_fn=dict(type='default_collate')),
+                  optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9)),
+                  train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
+                  default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1)),
+                  default_scope='mmengine', experiment_name=f'tiny-{uuid.uuid4().hex}', **kwargs)
+
+
+def test_runner_resume_and_load_from_go_through_the_loader(tmp_path):
+    # mmengine's Runner itself (no downstream library), as the compatibility
+    # job runs it on the oldest torch: resume restores the epoch, the
+    # optimizer and the message hub's HistoryBuffers; a checkpoint with a code
+    # payload given as load_from is refused before the payload runs.
+    import mmscnet  # noqa: F401  (registers the loader)
+    first = _runner(tmp_path / 'a', max_epochs=2)
+    first.train()
+    ckpt = tmp_path / 'a' / 'epoch_2.pth'
+    assert CheckpointLoader._get_checkpoint_loader(str(ckpt)) is load_from_local
+    saved = torch.load(ckpt, weights_only=False)
+    second = _runner(tmp_path / 'a', max_epochs=3, resume=True, load_from=str(ckpt))
+    second.train()
+    assert second.epoch == 3 and second.iter == 6
+    assert isinstance(second.message_hub.get_scalar('train/loss'), HistoryBuffer)
+    assert saved['meta']['epoch'] == 2 and saved['meta']['iter'] == 4
+
+    marker = tmp_path / 'ran'
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f'touch {marker}',))
+
+    saved['meta']['x'] = Payload()
+    evil = tmp_path / 'evil.pth'
+    torch.save(saved, evil)
+    third = _runner(tmp_path / 'b', max_epochs=3, load_from=str(evil))
+    with pytest.raises(ValueError, match='objects outside the allowed checkpoint types'):
+        third.train()
+    assert not marker.exists()

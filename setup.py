@@ -41,7 +41,6 @@ extras['all'] = sorted({r for k in ('detection', 'segmentation', 'classification
 extras['dev'] = extras['tests']
 
 
-
 class BuildPyWithMim(build_py):
     """Copies configs/, tools/ and model-index.yml into the built package as
     mmscnet/.mim/. An editable install needs no copy: the source tree's
@@ -52,8 +51,10 @@ class BuildPyWithMim(build_py):
         if getattr(self, 'editable_mode', False):
             return
         target = osp.join(self.build_lib, 'mmscnet', '.mim')
-        if osp.lexists(target):
-            shutil.rmtree(target) if osp.isdir(target) and not osp.islink(target) else os.remove(target)
+        if osp.isdir(target) and not osp.islink(target):
+            shutil.rmtree(target)  # a stale copy from an earlier build
+        elif osp.lexists(target):
+            os.remove(target)
         os.makedirs(target)
         junk = shutil.ignore_patterns('__pycache__', '*.pyc')
         for name in MIM_FILES:

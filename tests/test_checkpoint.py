@@ -114,17 +114,23 @@ def test_unknown_class_is_refused(tmp_path, mechanism):
         load_from_local(str(path), mechanism=mechanism)
 
 
+class _Payload:
+    """Unpickling it would run `touch marker`: the file shows whether it ran."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f'touch {self.marker}',))
+
+
 @mechanism
 @pytest.mark.parametrize('legacy_format', [False, True])
 def test_code_payload_is_refused_before_it_runs(tmp_path, mechanism, legacy_format):
     marker = tmp_path / 'ran'
 
-    class Payload:
-        def __reduce__(self):
-            return (os.system, (f'touch {marker}',))
-
     path = tmp_path / 'evil.pth'
-    torch.save({'state_dict': {'w': torch.ones(1)}, 'x': Payload()}, path,
+    torch.save({'state_dict': {'w': torch.ones(1)}, 'x': _Payload(marker)}, path,
                _use_new_zipfile_serialization=not legacy_format)
     with pytest.raises(ValueError, match='objects outside the allowed checkpoint types'):
         load_from_local(str(path), mechanism=mechanism)
@@ -184,11 +190,7 @@ def test_runner_resume_and_load_from_go_through_the_loader(tmp_path):
 
     marker = tmp_path / 'ran'
 
-    class Payload:
-        def __reduce__(self):
-            return (os.system, (f'touch {marker}',))
-
-    saved['meta']['x'] = Payload()
+    saved['meta']['x'] = _Payload(marker)
     evil = tmp_path / 'evil.pth'
     torch.save(saved, evil)
     third = _runner(tmp_path / 'b', max_epochs=3, load_from=str(evil))

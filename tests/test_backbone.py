@@ -221,6 +221,49 @@ def test_with_cp_gives_same_outputs_and_gradients():
         assert rel_diff(q.grad, p.grad) <= 1e-5, name
 
 
+def test_stacked_conv1_ab_equals_the_two_convs(monkeypatch):
+    """conv1_a and conv1_b run as one stacked conv on NCHW input; outputs,
+    gradients and BN statistics equal the two convs run apart (forced here by
+    a no-op hook, one of the conditions that keep them apart). In float64, so
+    that the comparison sees the function and not fp32 summation order."""
+    torch.manual_seed(0)
+    stacked = SCNet(depth=50, norm_eval=False, zero_init_residual=False)
+    stacked.init_weights()
+    apart = SCNet(depth=50, norm_eval=False)
+    apart.load_state_dict(stacked.state_dict())
+    stacked.double(), apart.double()
+    for block in apart.modules():
+        if isinstance(block, SCBottleneck):
+            block.conv1_a.register_forward_pre_hook(lambda *args: None)
+    # Which path ran: conv1_a's own forward is called only when apart.
+    calls = []
+    monkeypatch.setattr(nn.Conv2d, 'forward',
+                        lambda self, x, _f=nn.Conv2d.forward: calls.append(self) or _f(self, x))
+    x = torch.rand(2, 3, 96, 96, dtype=torch.float64)
+    outs = {}
+    for name, model in (('stacked', stacked), ('apart', apart)):
+        calls.clear()
+        model.train()
+        outs[name] = model(x)
+        sum(o.square().mean() for o in outs[name]).backward()
+        ran = [b for b in model.modules() if isinstance(b, SCBottleneck) and b.conv1_a in calls]
+        assert len(ran) == (0 if name == 'stacked' else 16), name
+    for a, b in zip(outs['stacked'], outs['apart']):
+        assert rel_diff(a, b) <= 1e-9
+    for (name, p), q in zip(stacked.named_parameters(), apart.parameters()):
+        assert rel_diff(p.grad, q.grad) <= 1e-9, name
+    for (name, p), q in zip(stacked.named_buffers(), apart.buffers()):
+        assert rel_diff(p.double(), q.double()) <= 1e-9, name
+    # NHWC input runs the two convs apart, and computes the same.
+    calls.clear()
+    stacked.eval()
+    with torch.no_grad():
+        nhwc = stacked(x.contiguous(memory_format=torch.channels_last))
+        assert stacked.layer1[0].conv1_a in calls and stacked.layer1[0].conv1_b in calls
+        for a, b in zip(nhwc, stacked(x)):
+            assert rel_diff(a, b) <= 1e-9
+
+
 def test_zero_init_residual():
     model = SCNet(depth=50, zero_init_residual=True)
     model.init_weights()

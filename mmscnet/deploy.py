@@ -8,7 +8,14 @@ nearly so (bf16):
   inside ``conv1`` while its BN is ``bn1`` beside it, which mmcv misses);
 - the backbone's weights and input in channels_last, the layout the CPU
   (oneDNN) and GPU (cuDNN) convolutions prefer;
-- optionally the backbone under bf16 autocast.
+- optionally the backbone under bf16 autocast;
+- optionally (``compile=True``) the backbone compiled by ``torch.compile``
+  (inductor) with weight freezing: the folded weights become constants, so
+  inductor can pre-pack them for oneDNN and fuse each conv with its ReLU,
+  residual add or gate. About 1.7x plain eval on a 2-core AVX2 CPU against
+  1.3x without it, at the price of compiling on the first call (about a
+  minute for SCNet-50 there) and again for new input shapes; it needs a C++
+  compiler on the CPU (Triton on a GPU).
 
 The backbone's outputs are fp32 and NCHW again, so necks and heads (NMS,
 box decoding, mmcv's RoIAlign) run as before.
@@ -64,12 +71,17 @@ def _deploy_forward(forward, device_type, channels_last, bf16):
     return run
 
 
-def optimize(model, precision='fp32', channels_last=True):
+def optimize(model, precision='fp32', channels_last=True, compile=False):
     """Fold BN into convs, run the backbone (or the model itself if it has
-    none) in channels_last and, with ``precision='bf16'``, under bf16 autocast.
-    In place; returns ``model``, in eval mode and refusing ``train()``."""
+    none) in channels_last and, with ``precision='bf16'``, under bf16 autocast;
+    with ``compile=True`` the backbone is also compiled (inductor, frozen
+    weights: load the weights before this call; whether a later change to
+    them is seen is up to inductor). In place; returns ``model``, in eval
+    mode and refusing ``train()``."""
     if precision not in PRECISIONS:
         raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
+    if not isinstance(compile, bool):
+        raise ValueError(f'compile must be True or False, got {compile!r}')
     if getattr(model, '_mmscnet_deployed', None):
         raise RuntimeError('this model is already optimized for deployment')
     model.eval()
@@ -82,9 +94,13 @@ def optimize(model, precision='fp32', channels_last=True):
     if channels_last:
         backbone.to(memory_format=torch.channels_last)
     device_type = next(model.parameters()).device.type
-    backbone.forward = _deploy_forward(backbone.forward, device_type, channels_last,
+    forward = backbone.forward
+    if compile:
+        # Freezing applies under no_grad (inference), as in every test loop.
+        forward = torch.compile(forward, options={'freezing': True})
+    backbone.forward = _deploy_forward(forward, device_type, channels_last,
                                        precision == 'bf16')
-    model._mmscnet_deployed = precision
+    model._mmscnet_deployed = precision + ('+compile' if compile else '')
     model._mmscnet_train = model.train
     model.train = types.MethodType(_refuse_training, model)
     return model
@@ -101,19 +117,23 @@ class DeployHook(Hook):
 
     priority = 'VERY_HIGH'
 
-    def __init__(self, precision='fp32'):
+    def __init__(self, precision='fp32', compile=False):
         if precision not in PRECISIONS:
             raise ValueError(f'--deploy must be one of {PRECISIONS}, got {precision!r}')
         self.precision = precision
+        self.compile = compile
 
     def before_test(self, runner):
         from mmengine.model import is_model_wrapper
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        optimize(model, self.precision)
+        optimize(model, self.precision, compile=self.compile)
         left = unfused_batchnorms(model)
-        runner.logger.info(f'deploy mode ({self.precision}): BatchNorm folded into the convs, '
-                           f'channels_last' + (f'; {len(left)} BN layers not after a conv left '
-                                                f'as they are: {left[:5]}' if left else ''))
+        runner.logger.info(
+            f'deploy mode ({self.precision}): BatchNorm folded into the convs, channels_last'
+            + ('; backbone compiled (inductor, frozen weights) on its first batch and on each '
+               'new input shape' if self.compile else '')
+            + (f'; {len(left)} BN layers not after a conv left as they are: {left[:5]}'
+               if left else ''))
 
 
 # ---------------------------------------------------------------- ONNX

@@ -189,7 +189,7 @@ SCOPES = tuple(ADAPTERS)
 
 
 def apply_test_args(cfg, config_path, checkpoint, work_dir=None, out=None, show_dir=None,
-                    tta=False, deploy=None):
+                    tta=False, deploy=None, compile=False):
     """Point ``cfg`` at ``checkpoint`` and turn on the requested outputs."""
     if '://' not in checkpoint and not osp.isfile(checkpoint):  # URLs: mmengine's loaders
         raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
@@ -210,13 +210,16 @@ def apply_test_args(cfg, config_path, checkpoint, work_dir=None, out=None, show_
         adapter['tta'](cfg, config_path)
         cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    if compile and deploy is None:
+        raise ValueError('--compile compiles the deployed backbone: give --deploy too '
+                         '(--deploy --compile, or --deploy bf16 --compile)')
     if deploy is not None:
         from mmscnet.deploy import PRECISIONS
         if deploy not in PRECISIONS:
             raise ValueError(f'--deploy must be one of {PRECISIONS}, got {deploy!r}')
         # Once the checkpoint is loaded: fold BN into convs, channels_last, maybe bf16.
         cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
-            dict(type='mmscnet.DeployHook', precision=deploy)]
+            dict(type='mmscnet.DeployHook', precision=deploy, compile=compile)]
     if out is not None:
         metrics = cfg.test_evaluator
         metrics = list(metrics) if isinstance(metrics, (list, tuple)) else [metrics]

@@ -52,6 +52,34 @@ def test_fused_fp32_equals_unfused(cls, depth):
         optimize(cls(depth=depth), 'fp16')
 
 
+def test_compiled_deploy_equals_deploy_across_shapes(monkeypatch):
+    """optimize(compile=True): inductor with frozen weights computes what eager
+    deploy mode computes, also after a new input shape recompiles it -- one
+    small enough that CalibrationPool shrinks its window (last stage 2x3 < r),
+    Python-side shape logic the compiled graph must guard on."""
+    import torch._inductor.freezing as freezing
+    frozen = []
+    monkeypatch.setattr(freezing, 'freeze',
+                        lambda *a, _f=freezing.freeze, **k: frozen.append(1) or _f(*a, **k))
+    model = randomize_bn(SCNet(depth=50)).eval()
+    eager = optimize(copy.deepcopy(model))
+    compiled = optimize(copy.deepcopy(model), compile=True)
+    assert compiled._mmscnet_deployed == 'fp32+compile'
+    with torch.no_grad():
+        for i, shape in enumerate(((2, 3, 160, 128), (1, 3, 64, 96))):
+            x = torch.randn(*shape)
+            got, ref = compiled(x), eager(x)
+            # Each shape compiled with weight freezing on (the whole point).
+            assert len(frozen) == i + 1
+            assert [o.shape for o in got] == [o.shape for o in ref]
+            for a, b in zip(got, ref):
+                assert a.is_contiguous() and rel_diff(a, b) < 1e-5
+    with pytest.raises(RuntimeError, match='cannot be trained'):
+        compiled.train()
+    with pytest.raises(ValueError, match='compile must be True or False'):
+        optimize(SCNet(depth=50), compile='yes')
+
+
 def test_channels_last_scnet_computes_the_same():
     model = randomize_bn(SCNet(depth=50)).eval()
     cl = copy.deepcopy(model)
@@ -118,15 +146,15 @@ def test_tools_test_deploy_matches_plain(toy_run, tmp_path):
     opts = cfg_options_argv(dict(data_options(TOY_CONFIG, root),
                                  **{'model.test_cfg.rcnn.score_thr': 0.0}))
     runs = {}
-    for mode in (None, 'fp32', 'bf16'):
+    for mode in (None, 'fp32', 'bf16', 'compile'):
         out = tmp_path / f'{mode}.pkl'
         argv = [TOY_CONFIG, ckpt, '--work-dir', str(tmp_path / str(mode)), '--out', str(out)]
-        argv += ['--deploy', mode] if mode else []
+        argv += {None: [], 'compile': ['--deploy', '--compile']}.get(mode, ['--deploy', mode])
         metrics = test_tool.main(argv + opts)
         with open(out, 'rb') as f:
             runs[mode] = (metrics, pickle.load(f))
     plain_metrics, plain = runs[None]
-    for mode, tol in (('fp32', 1e-3), ('bf16', 5e-2)):
+    for mode, tol in (('fp32', 1e-3), ('bf16', 5e-2), ('compile', 1e-3)):
         metrics, preds = runs[mode]
         assert abs(metrics['coco/bbox_mAP'] - plain_metrics['coco/bbox_mAP']) <= 0.01
         for p, q in zip(preds, plain):
@@ -138,6 +166,11 @@ def test_tools_test_deploy_matches_plain(toy_run, tmp_path):
     # The fp32 deploy run really folded the BNs (its log says so).
     log = next((tmp_path / 'fp32').glob('*/*.log')).read_text()
     assert 'deploy mode (fp32): BatchNorm folded into the convs, channels_last' in log
+    log = next((tmp_path / 'compile').glob('*/*.log')).read_text()
+    assert 'channels_last; backbone compiled (inductor, frozen weights)' in log
+    with pytest.raises(ValueError, match='--compile compiles the deployed backbone: give '
+                       '--deploy too'):
+        test_tool.main([TOY_CONFIG, ckpt, '--compile'] + opts)
 
 
 def test_onnx_backbone_and_classifier_match_pytorch(tmp_path):
@@ -163,16 +196,18 @@ def test_benchmark_smoke(tmp_path):
     import benchmark
     out = benchmark.main(['--batch-size', '2', '--shape', '64', '64', '--repeat', '1',
                           '--warmup', '0', '--no-onnx', '--precisions', 'fp32', 'bf16',
-                          '--channels-last', '--json', str(tmp_path / 'b.json')])
+                          '--channels-last', '--compile', '--json', str(tmp_path / 'b.json')])
     names = set(out['stats'])
     for case in ('train fp32 SCNet-50', 'train fp32 ResNet-50', 'infer bf16 SCNet-50',
-                 'deploy fp32 SCNet-50', 'deploy bf16 SCNet-50',
+                 'deploy fp32 SCNet-50', 'deploy bf16 SCNet-50', 'deploy+compile fp32 SCNet-50',
                  'train fp32 SCNet-50 channels_last', 'infer fp32 ResNet-50 channels_last'):
         assert case in names
     assert 'train fp32 SCNet-50 / train fp32 ResNet-50' in out['ratios']
     mem = out['memory']
     assert mem['SCNet-50 with_cp'] < mem['SCNet-50'] and mem['ResNet-50'] > 0
     assert (tmp_path / 'b.json').stat().st_size > 0
+    with pytest.raises(SystemExit):  # --compile is a backbone row only
+        benchmark.main(['--compile', '--config', TOY_CONFIG])
     # Whole-model mode on a detector config.
     out = benchmark.main(['--config', TOY_CONFIG, '--shape', '64', '64', '--batch-size', '2',
                           '--repeat', '1', '--warmup', '0', '--precisions', 'fp32'])

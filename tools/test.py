@@ -21,6 +21,9 @@ def parse_args(argv=None):
     parser.add_argument('--deploy', nargs='?', const='fp32', choices=('fp32', 'bf16'),
                         help='deploy mode: BatchNorm folded into the convs and channels_last; '
                         'bf16: the backbone also under bf16 autocast')
+    parser.add_argument('--compile', action='store_true',
+                        help='with --deploy: also compile the backbone (torch.compile, inductor, '
+                        'frozen weights); compiles on the first batch and on new input shapes')
     add_common_args(parser)
     return parse_tool_args(parser, argv)
 
@@ -29,7 +32,7 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options, args.launcher)
     apply_test_args(cfg, args.config, args.checkpoint, args.work_dir, args.out, args.show_dir,
-                    args.tta, args.deploy)
+                    args.tta, args.deploy, args.compile)
     with annotation_errors_named(cfg):
         return build_runner(cfg).test()
 

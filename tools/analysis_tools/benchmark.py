@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 
 import torch
 
@@ -45,6 +46,9 @@ def parse_args(argv=None):
     p.add_argument('--channels-last', action='store_true',
                    help='also SCNet(channels_last=True), and ResNet on a channels-last input')
     p.add_argument('--no-deploy', action='store_true', help='skip the deploy-mode rows')
+    p.add_argument('--compile', action='store_true',
+                   help='also deploy mode compiled by torch.compile (inductor, frozen weights); '
+                   'prints the compile time (backbones only)')
     p.add_argument('--no-onnx', action='store_true', help='skip the ONNX Runtime row')
     p.add_argument('--no-memory', action='store_true', help='skip the memory rows')
     p.add_argument('--profile', type=int, metavar='N', help='instead of timing: the top N '
@@ -57,6 +61,9 @@ def parse_args(argv=None):
             p.error(f'--{name.replace("_", "-")} must be >= 1, got {value}')
     if args.device == 'cuda' and not torch.cuda.is_available():
         p.error('--device cuda: no CUDA device is available here')
+    if args.compile and (args.config or args.no_deploy):
+        p.error('--compile adds a deploy-mode row of the bare backbone: not with --config '
+                'or --no-deploy')
     if args.device not in ('cpu', 'cuda'):
         p.error(f'--device must be cpu or cuda, got {args.device!r}')
     if args.precisions is None:
@@ -97,6 +104,14 @@ def backbone_cases(args, x):
             name = f'deploy {prec} {sc}'
             cases[name] = bm.inference(optimize(copy.deepcopy(scnet), prec), x)
             pairs.append((name, f'infer fp32 {sc}'))
+    if args.compile:
+        name = f'deploy+compile fp32 {sc}'
+        run = bm.inference(optimize(copy.deepcopy(scnet), 'fp32', compile=True), x)
+        start = time.perf_counter()
+        run()  # compiles
+        print(f'{name}: compiled in {time.perf_counter() - start:.0f} s (first call)')
+        cases[name] = run
+        pairs += [(name, f'infer fp32 {sc}'), (name, f'deploy fp32 {sc}')]
     if not args.no_onnx and x.device.type == 'cpu':
         path = os.path.join(tempfile.mkdtemp(prefix='mmscnet-bench-'), 'scnet.onnx')
         export_onnx(copy.deepcopy(scnet).eval(), path, x)

@@ -205,15 +205,19 @@ class SCBottleneck(BaseModule):
         of two, and in backward one gradient for X instead of two summed (a
         training step about 5% faster on a CPU; equal within fp32 rounding).
         They run apart on NHWC input (the halves would be strided badly for
-        BN), for a conv of another type or with hooks (it must run as itself),
-        and once BN is folded into them (deploy mode: the in-place ReLU would
-        then write into the shared output)."""
+        BN), for convs of another type or geometry, or with hooks (each must
+        run as itself), and once BN is folded into them (deploy mode: the
+        in-place ReLU would then write into the shared output)."""
         a, b = self.conv1_a, self.conv1_b
+        geometry = (a.kernel_size, a.stride, a.padding, a.dilation, a.padding_mode)
         if (x.is_contiguous() and type(a) is nn.Conv2d and type(b) is nn.Conv2d
-                and a.bias is None and b.bias is None
+                and a.bias is None and b.bias is None and a.groups == b.groups == 1
+                and geometry == (b.kernel_size, b.stride, b.padding, b.dilation, b.padding_mode)
+                and a.padding_mode == 'zeros'
                 and not (a._forward_hooks or a._forward_pre_hooks
                          or b._forward_hooks or b._forward_pre_hooks)):
-            out = F.conv2d(x, torch.cat([a.weight, b.weight]))
+            out = F.conv2d(x, torch.cat([a.weight, b.weight]), None, a.stride, a.padding,
+                           a.dilation)
             return out.split([a.out_channels, b.out_channels], dim=1)
         return a(x), b(x)
 

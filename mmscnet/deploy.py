@@ -11,11 +11,11 @@ nearly so (bf16):
 - optionally the backbone under bf16 autocast;
 - optionally (``compile=True``) the backbone compiled by ``torch.compile``
   (inductor) with weight freezing: the folded weights become constants, so
-  inductor can pre-pack them for oneDNN and fuse each conv with its ReLU,
-  residual add or gate. About 1.7x plain eval on a 2-core AVX2 CPU against
-  1.3x without it, at the price of compiling on the first call (about a
-  minute for SCNet-50 there) and again for new input shapes; it needs a C++
-  compiler on the CPU (Triton on a GPU).
+  inductor can pre-pack them for oneDNN and fuse convs with their ReLU or
+  residual add. In benchmark.py on a 2-core AVX2 CPU: 1.35x plain eval,
+  against 1.2x without it, at the price of compiling on the first call
+  (under a minute for SCNet-50 there) and once more for a new input shape;
+  it needs a C++ compiler on the CPU (Triton on a GPU).
 
 The backbone's outputs are fp32 and NCHW again, so necks and heads (NMS,
 box decoding, mmcv's RoIAlign) run as before.

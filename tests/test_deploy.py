@@ -55,18 +55,21 @@ def test_fused_fp32_equals_unfused(cls, depth):
 def test_compiled_deploy_equals_deploy_across_shapes(monkeypatch):
     """optimize(compile=True): inductor with frozen weights computes what eager
     deploy mode computes, also after a new input shape recompiles it -- one
-    small enough that CalibrationPool shrinks its window (last stage 2x3 < r),
+    small enough that CalibrationPool shrinks its window (stage 2 is 2x3 < r),
     Python-side shape logic the compiled graph must guard on."""
     import torch._inductor.freezing as freezing
     frozen = []
     monkeypatch.setattr(freezing, 'freeze',
                         lambda *a, _f=freezing.freeze, **k: frozen.append(1) or _f(*a, **k))
-    model = randomize_bn(SCNet(depth=50)).eval()
+    # Two stages keep the two compiles short (the CI machine has 2 cores);
+    # tools/test.py --deploy --compile below compiles a whole SCNet-50.
+    model = randomize_bn(SCNet(depth=50, num_stages=2, strides=(1, 2), dilations=(1, 1),
+                               out_indices=(0, 1))).eval()
     eager = optimize(copy.deepcopy(model))
     compiled = optimize(copy.deepcopy(model), compile=True)
     assert compiled._mmscnet_deployed == 'fp32+compile'
     with torch.no_grad():
-        for i, shape in enumerate(((2, 3, 160, 128), (1, 3, 64, 96))):
+        for i, shape in enumerate(((2, 3, 96, 64), (1, 3, 16, 24))):
             x = torch.randn(*shape)
             got, ref = compiled(x), eager(x)
             # Each shape compiled with weight freezing on (the whole point).
@@ -196,16 +199,18 @@ def test_benchmark_smoke(tmp_path):
     import benchmark
     out = benchmark.main(['--batch-size', '2', '--shape', '64', '64', '--repeat', '1',
                           '--warmup', '0', '--no-onnx', '--precisions', 'fp32', 'bf16',
-                          '--channels-last', '--compile', '--json', str(tmp_path / 'b.json')])
+                          '--channels-last', '--json', str(tmp_path / 'b.json')])
     names = set(out['stats'])
     for case in ('train fp32 SCNet-50', 'train fp32 ResNet-50', 'infer bf16 SCNet-50',
-                 'deploy fp32 SCNet-50', 'deploy bf16 SCNet-50', 'deploy+compile fp32 SCNet-50',
+                 'deploy fp32 SCNet-50', 'deploy bf16 SCNet-50',
                  'train fp32 SCNet-50 channels_last', 'infer fp32 ResNet-50 channels_last'):
         assert case in names
     assert 'train fp32 SCNet-50 / train fp32 ResNet-50' in out['ratios']
     mem = out['memory']
     assert mem['SCNet-50 with_cp'] < mem['SCNet-50'] and mem['ResNet-50'] > 0
     assert (tmp_path / 'b.json').stat().st_size > 0
+    # --compile (its row times optimize(compile=True), tested above) is left
+    # out of this run: a cold compile of SCNet-50 costs 1-2 minutes on 2 cores.
     with pytest.raises(SystemExit):  # --compile is a backbone row only
         benchmark.main(['--compile', '--config', TOY_CONFIG])
     # Whole-model mode on a detector config.

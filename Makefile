@@ -19,4 +19,4 @@ demo-pose: setup
 	PY=$(PY) ./tools/demo.sh pose
 
 test: setup
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests -q -rs

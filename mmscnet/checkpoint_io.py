@@ -6,6 +6,8 @@
 - :func:`check_complete`: is a zip checkpoint cut short (before resuming).
 - :func:`refuse_unfit_state`: SCNet's guard against weights of another
   architecture or depth.
+- :func:`register_load_pre_hook`: a ``load_state_dict`` pre-hook on every
+  supported torch (the public method exists only from torch 2.5).
 
 Loading mmengine checkpoints under PyTorch >= 2.6, with weights_only kept on:
 
@@ -243,6 +245,16 @@ def check_complete(path, what='checkpoint'):
             f'from one with --resume {others[-1]}' if others else 'no complete checkpoint beside it')
     raise ValueError(f'{what} {path} is truncated (its zip directory is missing: the writer was '
                      f'killed or the disk was full); {hint}')
+
+
+def register_load_pre_hook(module, hook):
+    """Call ``hook(module, state_dict, prefix, ...)`` before ``module`` loads
+    a state dict. ``register_load_state_dict_pre_hook`` is public from torch
+    2.5; before that the same hook goes through the private name, with
+    ``with_module=True`` for the same signature."""
+    if hasattr(module, 'register_load_state_dict_pre_hook'):
+        return module.register_load_state_dict_pre_hook(hook)
+    return module._register_load_state_dict_pre_hook(hook, with_module=True)
 
 
 def refuse_unfit_state(module, state_dict, prefix, *args):

@@ -142,6 +142,70 @@ def check_annotation_files(cfg, loaders=None):
         raise FileNotFoundError('annotation file not found: ' + '; '.join(missing))
 
 
+def _num_classes(node, key='model'):
+    """(dotted key, value) of every ``num_classes`` in a model config; RPN
+    heads (one class, objectness) are left out."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == 'num_classes' and isinstance(v, int):
+                yield f'{key}.{k}', v
+            elif k != 'rpn_head':
+                yield from _num_classes(v, f'{key}.{k}')
+    elif isinstance(node, (list, tuple)):
+        for i, v in enumerate(node):
+            yield from _num_classes(v, f'{key}.{i}')
+
+
+def _dataset_classes(ds):
+    """The class names a dataset config ends up with: its metainfo's, else its
+    class's default (mmdet's CocoDataset: the 80 COCO classes)."""
+    classes = (ds.get('metainfo') or {}).get('classes')
+    if classes is None:
+        from mmdet.registry import DATASETS
+        dataset_cls = DATASETS.get(ds.get('type', ''))
+        classes = getattr(dataset_cls, 'METAINFO', {}).get('classes')
+    return None if classes is None else tuple(classes)
+
+
+def check_class_counts(cfg, evaluators):
+    """Before any inference: the detector's ``num_classes`` against the
+    categories of each COCO evaluation file, as mmdet's CocoMetric will map
+    them (the dataset's class names looked up among the file's categories).
+    A mismatch otherwise crashes only after the whole inference pass
+    (IndexError in CocoMetric.results2json) or, with fewer model classes,
+    scores the wrong categories."""
+    if cfg.get('default_scope') != 'mmdet':
+        return
+    heads = list(_num_classes(cfg.get('model') or {}))
+    for ev in evaluators:
+        loader = ev.replace('_evaluator', '_dataloader')
+        metrics = cfg.get(ev) or []
+        for metric in metrics if isinstance(metrics, (list, tuple)) else [metrics]:
+            ann = metric.get('ann_file') if isinstance(metric, dict) else None
+            if (not heads or not cfg.get(loader) or not ann or '://' in ann
+                    or not str(metric.get('type', '')).endswith('CocoMetric')
+                    or not osp.isfile(ann)):
+                continue
+            classes = _dataset_classes(next(_datasets(cfg[loader]['dataset'])))
+            if classes is None:
+                continue
+            with open(ann) as f:
+                categories = json.load(f).get('categories', [])
+            matched = [c['name'] for c in categories if c.get('name') in classes]
+            wrong = [f'{key}={n}' for key, n in heads if n != len(matched)]
+            if not wrong:
+                continue
+            names = tuple(c.get('name') for c in categories)
+            shown = (names[:10] + ('...', )) if len(names) > 10 else names
+            raise ValueError(
+                f'{ev}: the model predicts {heads[0][1]} classes ({", ".join(wrong)}), but '
+                f'{ann} has {len(categories)} categories {shown}, of which {len(matched)} are '
+                f'among the {len(classes)} classes of {loader} (metainfo.classes or the '
+                f"dataset's default); mmdet would fail after the whole inference pass. For "
+                f'a dataset of your own, set metainfo=dict(classes=...) on the datasets to '
+                f"the file's category names and num_classes={len(names)} in the heads")
+
+
 @contextmanager
 def annotation_errors_named(cfg):
     """Re-raise a bare JSONDecodeError from building the datasets as a

@@ -7,9 +7,10 @@ the ``mmscnet.`` prefix, and this registry imports ``mmscnet.models`` lazily.
 Nothing is registered into mmdet's own registry, which already has an
 unrelated ``SCNet`` (Sample Consistency Network).
 
-``HOOKS`` (``mmscnet.CheckpointHook``), ``TRANSFORMS``
-(``mmscnet.LoadImageFromFile``) and ``VISUALIZERS``
-(``mmscnet.PoseLocalVisualizer``, needs mmpose) resolve the same way.
+``HOOKS``, ``TRANSFORMS`` and ``VISUALIZERS`` resolve the same way. Each
+registry's ``locations`` lists every module that registers into it (mmengine
+imports them all on the first lookup); tests/test_registry.py builds every
+registered name from a fresh process to keep it so.
 """
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
@@ -20,7 +21,8 @@ from mmengine.registry import Registry
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmscnet',
                   locations=['mmscnet.models'])
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmscnet',
-                 locations=['mmscnet.hooks', 'mmscnet.deploy'])
+                 locations=['mmscnet.hooks', 'mmscnet.deploy', 'mmscnet.datacheck',
+                            'mmscnet.visualization'])
 TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope='mmscnet',
                       locations=['mmscnet.datacheck'])
 VISUALIZERS = Registry('visualizer', parent=MMENGINE_VISUALIZERS, scope='mmscnet',

@@ -108,9 +108,11 @@ def apply_train_args(cfg, config_path, work_dir=None, amp=False, auto_scale_lr=F
                 f'{last.read_text().strip()}); a new training would overwrite them. Continue '
                 'it with --resume, or give a new --work-dir')
     _use_crash_safe_checkpoints(cfg)
-    from mmscnet.datacheck import check_annotation_files, use_data_checks
+    from mmscnet.datacheck import check_annotation_files, check_class_counts, use_data_checks
     use_data_checks(cfg)
     check_annotation_files(cfg, ('train_dataloader', 'val_dataloader', 'val_evaluator'))
+    if cfg.get('val_cfg') and cfg.get('val_dataloader'):
+        check_class_counts(cfg, ('val_evaluator', ))
     return cfg
 
 
@@ -170,8 +172,9 @@ def _pose_show(cfg, hook, show_dir):
 def accept_released_classifier(model):
     """Let an mmpretrain classifier load the authors' released checkpoints
     (``conv1.*``, ``fc.*``) as well as its own layout."""
+    from mmscnet.checkpoint_io import register_load_pre_hook
     from mmscnet.converters import rename_released_classifier
-    model.register_load_state_dict_pre_hook(rename_released_classifier)
+    register_load_pre_hook(model, rename_released_classifier)
 
 
 # default_scope -> how that library paints test images (--show-dir), does TTA
@@ -197,9 +200,10 @@ def apply_test_args(cfg, config_path, checkpoint, work_dir=None, out=None, show_
         raise ValueError(f'--out must be a .pkl or .pickle file, got {out!r}')
     _set_work_dir(cfg, config_path, work_dir)
     cfg.load_from = checkpoint
-    from mmscnet.datacheck import check_annotation_files, use_data_checks
+    from mmscnet.datacheck import check_annotation_files, check_class_counts, use_data_checks
     use_data_checks(cfg)
     check_annotation_files(cfg, ('test_dataloader', 'test_evaluator'))
+    check_class_counts(cfg, ('test_evaluator', ))
     adapter = ADAPTERS[cfg.default_scope]
     if show_dir is not None:
         hook = cfg.default_hooks.get('visualization')

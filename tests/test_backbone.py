@@ -254,14 +254,24 @@ def test_stacked_conv1_ab_equals_the_two_convs(monkeypatch):
         assert rel_diff(p.grad, q.grad) <= 1e-9, name
     for (name, p), q in zip(stacked.named_buffers(), apart.buffers()):
         assert rel_diff(p.double(), q.double()) <= 1e-9, name
-    # NHWC input runs the two convs apart, and computes the same.
-    calls.clear()
+    # NHWC input runs the two convs apart (a gradient recorded, so only the
+    # layout keeps them apart), and computes the same.
     stacked.eval()
-    with torch.no_grad():
-        nhwc = stacked(x.contiguous(memory_format=torch.channels_last))
-        assert stacked.layer1[0].conv1_a in calls and stacked.layer1[0].conv1_b in calls
-        for a, b in zip(nhwc, stacked(x)):
-            assert rel_diff(a, b) <= 1e-9
+    calls.clear()
+    nhwc = stacked(x.contiguous(memory_format=torch.channels_last))
+    assert stacked.layer1[0].conv1_a in calls and stacked.layer1[0].conv1_b in calls
+    calls.clear()
+    nchw = stacked(x)
+    assert stacked.layer1[0].conv1_a not in calls
+    for a, b in zip(nhwc, nchw):
+        assert rel_diff(a.detach(), b.detach()) <= 1e-9
+    # With no gradient recorded (inference) they run apart, as the authors' code.
+    for context in (torch.no_grad(), torch.inference_mode()):
+        calls.clear()
+        with context:
+            stacked(x)
+        ran = [b for b in stacked.modules() if isinstance(b, SCBottleneck) and b.conv1_a in calls]
+        assert len(ran) == 16
 
 
 def test_zero_init_residual():

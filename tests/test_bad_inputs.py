@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import TOY_CONFIG, cfg_options_argv, data_options
+from conftest import REPO, TOY_CONFIG, cfg_options_argv, data_options
 
 from mmscnet.checkpoint_io import load_from_local
 from mmscnet.models import SCNet
@@ -96,6 +96,24 @@ def _empty_image(root):
     image_file(root).write_bytes(b'')
 
 
+def _fewer_categories(root):
+    # A person-only evaluation file for a 3-class detector (num_classes and
+    # metainfo.classes not changed): mmdet fails only after the inference pass.
+    path = root / 'annotations' / 'instances_val.json'
+    ann = json.loads(path.read_text())
+    ann['categories'] = [c for c in ann['categories'] if c['name'] == 'person']
+    ann['annotations'] = [a for a in ann['annotations']
+                          if a['category_id'] in {c['id'] for c in ann['categories']}]
+    path.write_text(json.dumps(ann))
+
+
+FEWER_CATEGORIES = (r'the model predicts 3 classes \(model\.roi_head\.bbox_head\.num_classes=3, '
+                    r'model\.roi_head\.mask_head\.num_classes=3\), but .*instances_val\.json has '
+                    r"1 categories \('person',\), of which 1 are among the 3 classes of "
+                    r'{loader}.*set metainfo=dict\(classes=\.\.\.\) on the datasets to the file\'s '
+                    r'category names and num_classes=1 in the heads')
+
+
 BAD_DATA = {
     'missing annotation JSON': (_missing_ann, FileNotFoundError,
                                 r'annotation file not found: train_dataloader: '
@@ -113,6 +131,9 @@ BAD_DATA = {
                        r'image .*train/000001\.jpg is a truncated JPEG \(no end-of-image marker'),
     'empty image file': (_empty_image, ValueError,
                          r'image .*train/000001\.png is empty \(0 bytes\)'),
+    'fewer categories than num_classes': (
+        _fewer_categories, ValueError,
+        r'val_evaluator: ' + FEWER_CATEGORIES.format(loader='val_dataloader')),
 }
 
 
@@ -124,6 +145,32 @@ def test_bad_data_is_named(case, toy, tmp_path):
     with pytest.raises(error, match=message):
         train(root, tmp_path / 'work')
     assert not (tmp_path / 'work' / 'epoch_1.pth').exists()
+
+
+def test_class_count_mismatch_stops_tools_test_before_inference(toy, tmp_path, monkeypatch):
+    """tools/test.py: the same mistake, and the issue's own case (mmdet's
+    80-class COCO config against a file whose categories are fewer), are
+    named before any checkpoint is read or image is seen."""
+    import test as test_tool
+    from mmengine.runner import Runner
+    monkeypatch.setattr(Runner, 'from_cfg', lambda cfg: pytest.fail('inference started'))
+    root = copy_of(toy, tmp_path)
+    _fewer_categories(root)
+    ckpt = tmp_path / 'never_read.pth'
+    ckpt.write_bytes(b'')
+    opts = data_options(TOY_CONFIG, str(root), scale=SCALE)
+    with pytest.raises(ValueError, match='test_evaluator: ' + FEWER_CATEGORIES.format(
+            loader='test_dataloader')):
+        test_tool.main([TOY_CONFIG, str(ckpt), '--work-dir', str(tmp_path / 'w')] +
+                       cfg_options_argv(opts))
+    coco80 = str(REPO / 'configs/detection/mask-rcnn_scnet50_fpn_1x_coco.py')
+    opts = {k: v for k, v in data_options(coco80, str(toy), scale=SCALE).items()
+            if not k.endswith('metainfo.classes')}  # COCO's own 80 classes
+    with pytest.raises(ValueError, match=r"test_evaluator: the model predicts 80 classes .*"
+                       r"has 3 categories \('person', 'ball', 'box'\), of which 1 are among "
+                       r'the 80 classes of test_dataloader.*num_classes=3 in the heads'):
+        test_tool.main([coco80, str(ckpt), '--work-dir', str(tmp_path / 'w80')] +
+                       cfg_options_argv(opts))
 
 
 def test_ignore_empty_skips_a_corrupt_image_with_a_warning(toy, tmp_path):

@@ -7,6 +7,7 @@ import pytest
 import torch
 from conftest import (REPO, TOY_CONFIG, cfg_options_argv, data_options, rel_diff,
                       train_toy_detector)
+from reference_scnet import calibrate_
 
 from mmscnet.deploy import optimize, unfused_batchnorms
 from mmscnet.models import SCNet, SCNetV1d
@@ -33,7 +34,9 @@ def randomize_bn(model, seed=0):
 @pytest.mark.parametrize('cls,depth', [(SCNet, 50), (SCNet, 101), (SCNetV1d, 50)],
                          ids=['scnet50', 'scnet101', 'scnet50-v1d'])
 def test_fused_fp32_equals_unfused(cls, depth):
-    model = randomize_bn(cls(depth=depth)).eval()
+    # BN statistics measured from data (far from 0 and 1, so folding them
+    # matters), activations O(1) as in a trained network: see calibrate_.
+    model = calibrate_(cls(depth=depth))
     x = torch.randn(2, 3, 96, 128)
     with torch.no_grad():
         ref = model(x)
@@ -43,8 +46,10 @@ def test_fused_fp32_equals_unfused(cls, depth):
         cls is SCNet else True
     with torch.no_grad():
         out = fused(x)
-    for a, b in zip(out, ref):
-        assert rel_diff(a, b) < 1e-5
+    worst = max(rel_diff(a, b) for a, b in zip(out, ref))
+    print(f'[parity] {cls.__name__}-{depth} BN folded into the convs: worst rel diff '
+          f'{worst:.2e} ({torch.get_num_threads()} threads)')
+    assert worst <= 1e-5
     with pytest.raises(RuntimeError, match='optimized for deployment .* cannot be trained'):
         fused.train()
     fused.eval()  # still allowed

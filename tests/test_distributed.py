@@ -44,26 +44,23 @@ def toy(tmp_path_factory):
     return str(root)
 
 
-@pytest.fixture(scope='module')
-def dist_trained(toy, tmp_path_factory):
-    """One run of `tools/dist_train.sh CONFIG 2 --work-dir W --cfg-options ...`."""
-    tmp = tmp_path_factory.mktemp('dist_train')
+def probed_config(tmp, toy):
+    """The toy config with DistProbeHook, and the --cfg-options of one epoch
+    of batch BATCH on the toy set; an empty folder for the probes."""
     config = tmp / 'probed.py'
     config.write_text(f"_base_ = '{TOY_CONFIG}'\n"
                       "custom_imports = dict(imports=['dist_probe'], allow_failed_imports=False)\n"
                       "custom_hooks = [dict(type='DistProbeHook')]\n")
-    work, probe = tmp / 'work', tmp / 'probe'
+    probe = tmp / 'probe'
     probe.mkdir()
     opts = dict(data_options(str(config), toy), **{
         'train_cfg.max_epochs': 1, 'train_dataloader.batch_size': BATCH})
-    out = run_script(['tools/dist_train.sh', str(config), '2', '--work-dir', str(work)] +
-                     cfg_options_argv(opts), PROBE_DIR=str(probe))
-    assert out.returncode == 0, out.stderr[-4000:]
-    return work, probe, out.stdout + out.stderr
+    return str(config), cfg_options_argv(opts), probe
 
 
-def test_dist_train_runs_one_job_of_two_processes(dist_trained, toy):
-    work, probe, log = dist_trained
+def assert_one_job_of_two_ranks(probe):
+    """Both ranks were one job of world size 2: each trained on its own half of
+    the images, and DDP kept their weights equal. Returns rank 0's weights."""
     ranks = [torch.load(probe / f'rank{r}.pt', weights_only=True) for r in (0, 1)]
     assert [r['world_size'] for r in ranks] == [2, 2]
     # Each rank trains on its own half of the 8 images: 4 images = 2 iterations
@@ -73,12 +70,30 @@ def test_dist_train_runs_one_job_of_two_processes(dist_trained, toy):
     assert set(seen[0]).isdisjoint(seen[1])
     assert set(seen[0]) | set(seen[1]) == set(range(1, NUM_TRAIN + 1))
     assert [r['iters_per_epoch'] for r in ranks] == [NUM_TRAIN // 2 // BATCH] * 2
-    assert f'Epoch(train) [1][{NUM_TRAIN // 2 // BATCH}/{NUM_TRAIN // 2 // BATCH}]' in log
-    # DDP kept the replicas identical, and rank 0 saved those weights.
     for name, value in ranks[0]['params'].items():
         assert torch.equal(value, ranks[1]['params'][name]), name
+    return ranks[0]['params']
+
+
+@pytest.fixture(scope='module')
+def dist_trained(toy, tmp_path_factory):
+    """One run of `tools/dist_train.sh CONFIG 2 --work-dir W --cfg-options ...`."""
+    tmp = tmp_path_factory.mktemp('dist_train')
+    config, opts, probe = probed_config(tmp, toy)
+    work = tmp / 'work'
+    out = run_script(['tools/dist_train.sh', config, '2', '--work-dir', str(work)] + opts,
+                     PROBE_DIR=str(probe))
+    assert out.returncode == 0, out.stderr[-4000:]
+    return work, probe, out.stdout + out.stderr
+
+
+def test_dist_train_runs_one_job_of_two_processes(dist_trained, toy):
+    work, probe, log = dist_trained
+    params = assert_one_job_of_two_ranks(probe)
+    assert f'Epoch(train) [1][{NUM_TRAIN // 2 // BATCH}/{NUM_TRAIN // 2 // BATCH}]' in log
+    # Rank 0 saved the weights both ranks ended with.
     saved = load_from_local(str(work / 'epoch_1.pth'))['state_dict']
-    for name, value in ranks[0]['params'].items():
+    for name, value in params.items():
         assert torch.equal(saved[name], value), name
     # Only rank 0 wrote into the work dir: one log, one checkpoint, the config.
     assert (work / 'last_checkpoint').read_text().strip() == str(work / 'epoch_1.pth')
@@ -86,6 +101,41 @@ def test_dist_train_runs_one_job_of_two_processes(dist_trained, toy):
     assert sorted(p.name for p in work.iterdir() if p.is_file()) == \
         ['epoch_1.pth', 'last_checkpoint', 'probed.py']
     assert 'distributed backend nccl -> gloo' in log
+
+
+def test_dist_train_as_two_nodes_on_loopback(toy, tmp_path):
+    """tools/dist_train.sh on two nodes of one process each, as on two
+    machines: NNODES=2, NODE_RANK 0 and 1, node 0's address. Each node has a
+    work dir of its own (as each machine has its own disk): only node 0's
+    rank 0 writes there, node 1 writes nothing."""
+    config, opts, probe = probed_config(tmp_path, toy)
+    port = str(free_port())
+    procs = []
+    for rank in (0, 1):
+        env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep +
+                   os.environ['PATH'], PYTHONPATH=str(REPO / 'tests'), PROBE_DIR=str(probe),
+                   NNODES='2', NODE_RANK=str(rank), MASTER_ADDR='127.0.0.1', PORT=port)
+        procs.append(subprocess.Popen(
+            ['bash', 'tools/dist_train.sh', config, '1', '--work-dir',
+             str(tmp_path / f'node{rank}')] + opts, cwd=REPO, env=env, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    logs = []
+    try:
+        for p in procs:
+            logs.append(p.communicate(timeout=600)[0])
+    finally:
+        for p in procs:
+            p.kill()
+    assert [p.returncode for p in procs] == [0, 0], '\n'.join(log[-3000:] for log in logs)
+    params = assert_one_job_of_two_ranks(probe)
+    node0, node1 = tmp_path / 'node0', tmp_path / 'node1'
+    saved = load_from_local(str(node0 / 'epoch_1.pth'))['state_dict']
+    for name, value in params.items():
+        assert torch.equal(saved[name], value), name
+    assert (node0 / 'last_checkpoint').read_text().strip() == str(node0 / 'epoch_1.pth')
+    written = [str(p) for p in node1.rglob('*') if p.is_file()] if node1.exists() else []
+    assert written == []
+    assert 'GPU number: 2' in logs[0], logs[0][-3000:]  # mmengine's name for the world size
 
 
 def test_dist_test_matches_single_process(dist_trained, toy, tmp_path):

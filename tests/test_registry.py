@@ -1,5 +1,6 @@
 """`type='mmscnet.SCNet'` builds from each downstream library's registry, no custom_imports."""
 import importlib
+import json
 import subprocess
 import sys
 
@@ -45,3 +46,54 @@ def test_import_mmscnet_is_light():
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == '[]'
+
+
+# Every name registered in an mmscnet registry, with the arguments that build
+# it. A class registered without an entry here fails the first test below.
+BUILD_ARGS = {
+    'model': {'SCNet': dict(depth=50), 'SCNetV1d': dict(depth=50)},
+    'hook': {'CheckpointHook': dict(interval=1), 'DataCheckHook': {}, 'DeployHook': {},
+             'PoseVisualizationHook': {}},
+    'transform': {'LoadImageFromFile': {}},
+    'visualizer': {'PoseLocalVisualizer': dict(name='registry-test')},
+}
+
+
+def _run(code):
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_build_args_cover_every_registered_name():
+    # Import every module of the package, then list what each registry holds.
+    registered = _run(
+        'import json, pkgutil, importlib, mmscnet\n'
+        'for m in pkgutil.walk_packages(mmscnet.__path__, "mmscnet."):\n'
+        '    importlib.import_module(m.name)\n'
+        'from mmscnet import registry\n'
+        'print(json.dumps({r.name: sorted(r.module_dict) for r in (registry.MODELS, '
+        'registry.HOOKS, registry.TRANSFORMS, registry.VISUALIZERS)}))')
+    assert registered == {name: sorted(table) for name, table in BUILD_ARGS.items()}
+
+
+def test_every_registered_name_builds_from_a_fresh_process():
+    """As a config names them: ``type='mmscnet.X'`` through mmengine's root
+    registries, in a process that imported nothing but mmengine. Works only
+    if each registry's locations cover every module that registers into it."""
+    built = _run(
+        'import json, sys, mmengine.registry as R\n'
+        f'table = {BUILD_ARGS!r}\n'
+        'roots = dict(model=R.MODELS, hook=R.HOOKS, transform=R.TRANSFORMS, '
+        'visualizer=R.VISUALIZERS)\n'
+        'assert "mmscnet" not in sys.modules\n'
+        'out = {}\n'
+        'for reg, names in table.items():\n'
+        '    for name, kwargs in names.items():\n'
+        '        obj = roots[reg].build(dict(type="mmscnet." + name, **kwargs))\n'
+        '        out[f"{reg}/{name}"] = type(obj).__module__ + "." + type(obj).__name__\n'
+        'print(json.dumps(out))')
+    for reg, names in BUILD_ARGS.items():
+        for name in names:
+            got = built[f'{reg}/{name}']
+            assert got.startswith('mmscnet.') and got.endswith('.' + name), (reg, name, got)

@@ -27,7 +27,7 @@ from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmengine.model import BaseModule, Sequential
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmscnet.checkpoint_io import refuse_unfit_state
+from mmscnet.checkpoint_io import refuse_unfit_state, register_load_pre_hook
 from mmscnet.registry import MODELS
 
 POOLING_TYPES = ('avg', 'max')
@@ -44,6 +44,30 @@ def _check_calibration_args(pooling_r, pooling_type, upsample_mode):
         raise ValueError(f'pooling_r must be an integer >= 1, got {pooling_r!r}')
     _choice('pooling_type', pooling_type, POOLING_TYPES)
     _choice('upsample_mode', upsample_mode, UPSAMPLE_MODES)
+
+
+def branch_width(planes, base_width, groups):
+    """Channels of each of a bottleneck's two branches (X1, X2)."""
+    return int(planes * base_width / 64) * groups
+
+
+def _check_widths(depth, base_channels, base_width, groups, stem_channels, deep_stem):
+    # A 0-channel branch builds (with only a torch warning) and then fails in
+    # forward far from its cause: refuse it here, naming the arguments.
+    for name, value in (('base_channels', base_channels), ('base_width', base_width),
+                        ('groups', groups), ('stem_channels', stem_channels)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f'{name} must be an integer >= 1, got {value!r}')
+    if deep_stem and stem_channels < 2:
+        raise ValueError(f'deep_stem needs stem_channels >= 2 (its first convs have '
+                         f'stem_channels // 2 channels), got {stem_channels}')
+    width = branch_width(base_channels, base_width, groups)  # the narrowest stage, layer1
+    if width < 1:
+        raise ValueError(
+            f'base_channels={base_channels}, base_width={base_width}, groups={groups} give '
+            f'SCNet-{depth} branches of 0 channels in layer1 (each branch has '
+            f'int(planes * base_width / 64) * groups channels, planes = base_channels at '
+            f'layer1): raise base_channels or base_width (released: 64 and 32)')
 
 
 class CalibrationPool(nn.Module):
@@ -175,7 +199,11 @@ class SCBottleneck(BaseModule):
                  with_identity=True,
                  upsample_mode='nearest'):
         super().__init__(init_cfg)
-        width = int(planes * base_width / 64) * groups
+        width = branch_width(planes, base_width, groups)
+        if width < 1:
+            raise ValueError(f'planes={planes}, base_width={base_width}, groups={groups} give '
+                             f'branches of {width} channels (int(planes * base_width / 64) * '
+                             f'groups); raise planes or base_width')
         self.with_cp = with_cp
         self.avd = avd and stride > 1
         conv_stride = 1 if self.avd else stride
@@ -200,17 +228,22 @@ class SCBottleneck(BaseModule):
         self.downsample = downsample
 
     def _conv1_ab(self, x):
-        """conv1_a(X) and conv1_b(X). Both read the same X, so on an NCHW input
-        one conv with the two weights stacked computes both: one GEMM instead
-        of two, and in backward one gradient for X instead of two summed (a
-        training step about 5% faster on a CPU; equal within fp32 rounding).
-        They run apart on NHWC input (the halves would be strided badly for
-        BN), for convs of another type or geometry, or with hooks (each must
-        run as itself), and once BN is folded into them (deploy mode: the
-        in-place ReLU would then write into the shared output)."""
+        """conv1_a(X) and conv1_b(X). Both read the same X, so when a gradient
+        is recorded one conv with the two weights stacked computes both: in
+        backward one GEMM and one gradient for X instead of two summed (equal
+        within fp32 rounding). Everywhere else they run apart, as the authors'
+        code runs them, so inference is bit-identical with it (stacking is no
+        faster there: README, "Speed"). They also run apart on NHWC
+        input (the halves would be strided badly for BN), for convs of another
+        type or geometry, with hooks (each must run as itself), and once BN is
+        folded into them (deploy mode: the in-place ReLU would then write into
+        the shared output)."""
         a, b = self.conv1_a, self.conv1_b
         geometry = (a.kernel_size, a.stride, a.padding, a.dilation, a.padding_mode)
-        if (x.is_contiguous() and type(a) is nn.Conv2d and type(b) is nn.Conv2d
+        records_grad = torch.is_grad_enabled() and (
+            x.requires_grad or a.weight.requires_grad or b.weight.requires_grad)
+        if (records_grad and x.is_contiguous() and type(a) is nn.Conv2d
+                and type(b) is nn.Conv2d
                 and a.bias is None and b.bias is None and a.groups == b.groups == 1
                 and geometry == (b.kernel_size, b.stride, b.padding, b.dilation, b.padding_mode)
                 and a.padding_mode == 'zeros'
@@ -347,9 +380,16 @@ class SCNet(BaseModule):
         if not out_indices or any(not 0 <= i < num_stages for i in out_indices):
             raise ValueError(f'out_indices must be non-empty and within [0, {num_stages - 1}] '
                              f'(num_stages={num_stages}), got {out_indices}')
+        if len(set(out_indices)) != len(out_indices):
+            raise ValueError(f'out_indices must not repeat a stage, got {out_indices}')
+        # The maps come back in stage order whatever the order given (as from
+        # mmdet's ResNet), so out_channels / out_strides follow that order too.
+        out_indices = tuple(sorted(out_indices))
         if not -1 <= frozen_stages <= num_stages:
             raise ValueError(f'frozen_stages must be in [-1, {num_stages}], got {frozen_stages!r}')
         _choice('style', style, ('pytorch', ))
+        _check_widths(depth, base_channels, base_width, groups, stem_channels or base_channels,
+                      deep_stem)
         if pretrained is not None:
             if init_cfg is not None:
                 raise ValueError('init_cfg and pretrained cannot be set at the same time')
@@ -406,10 +446,7 @@ class SCNet(BaseModule):
         self._freeze_stages()
         # Weights of another architecture or depth stop with an error instead
         # of leaving the backbone randomly initialised behind a log line.
-        if hasattr(self, 'register_load_state_dict_pre_hook'):
-            self.register_load_state_dict_pre_hook(refuse_unfit_state)
-        else:  # torch < 2.5: the same hook through the older, private name
-            self._register_load_state_dict_pre_hook(refuse_unfit_state, with_module=True)
+        register_load_pre_hook(self, refuse_unfit_state)
 
     def _make_stem(self, in_channels, stem_channels, conv_cfg, norm_cfg):
         if self.deep_stem:

@@ -13,8 +13,9 @@ ground truth (left) beside prediction (right). Top-down test loaders list the
 persons of an image one after another, so the hook gathers them until the
 image changes. (In a multi-process test each process sees a share of the
 persons, so a picture may show only the persons its process evaluated.)
-Not imported by ``import mmscnet`` (it needs mmpose): a config
-that names it directly adds ``custom_imports=dict(imports=['mmscnet.visualization'])``.
+Needs mmpose; registered when a config names either type
+(``mmscnet.visualization`` is a location of both registries), not by
+``import mmscnet``.
 """
 import os
 import os.path as osp

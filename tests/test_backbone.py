@@ -68,6 +68,23 @@ def test_out_indices_selects_stages():
     outs = model(torch.rand(1, 3, 64, 64))
     assert [o.shape[1] for o in outs] == [512, 2048]
     assert model.out_channels == (512, 2048)
+    # Given out of order, the maps still come in stage order (as from mmdet's
+    # ResNet), and out_channels / out_strides describe them in that order.
+    unsorted = SCNet(depth=50, out_indices=(3, 1)).eval()
+    unsorted.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        got = unsorted(torch.rand(1, 3, 64, 64))
+    assert [o.shape[1] for o in got] == list(unsorted.out_channels) == [512, 2048]
+    assert unsorted.out_indices == (1, 3) and unsorted.out_strides == (8, 32)
+
+
+def test_narrowest_width_that_builds_runs():
+    # base_channels=2, base_width=32: layer1's branches have exactly 1 channel.
+    model = SCNet(depth=50, base_channels=2).eval()
+    assert model.layer1[0].conv1_a.out_channels == 1
+    with torch.no_grad():
+        outs = model(torch.rand(1, 3, 64, 64))
+    assert [o.shape[1] for o in outs] == [8, 16, 32, 64]
 
 
 @pytest.mark.parametrize('strides,dilations,out_stride', [

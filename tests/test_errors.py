@@ -23,6 +23,16 @@ from mmscnet.models import SCConv, SCNet, SCNetV1d
     (dict(depth=50, strides=(1, 2, 2)), r'strides must have num_stages=4 entries, got 3'),
     (dict(depth=50, dilations=(1, 1, 2, 4, 8)), r'dilations must have num_stages=4 entries'),
     (dict(depth=50, style='caffe'), r"style must be one of \('pytorch',\)"),
+    (dict(depth=50, out_indices=(1, 1)), r'out_indices must not repeat a stage, got \(1, 1\)'),
+    # Branches of int(planes * base_width / 64) * groups channels: 0 here.
+    (dict(depth=50, base_channels=1), r'base_channels=1, base_width=32, groups=1 give SCNet-50 '
+     r'branches of 0 channels in layer1 .*raise base_channels or base_width'),
+    (dict(depth=50, base_channels=32, base_width=1),
+     r'base_channels=32, base_width=1, groups=1 give .*0 channels'),
+    (dict(depth=50, base_width=0), r'base_width must be an integer >= 1, got 0'),
+    (dict(depth=50, groups=0), r'groups must be an integer >= 1, got 0'),
+    (dict(depth=50, base_channels=0), r'base_channels must be an integer >= 1, got 0'),
+    (dict(depth=50, deep_stem=True, stem_channels=1), r'deep_stem needs stem_channels >= 2'),
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -4,8 +4,6 @@ import glob
 import json
 import os.path as osp
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np

@@ -1,6 +1,5 @@
 """Semantic segmentation (mmseg) and ImageNet classification (mmpretrain) configs on
 generated toy data, released-checkpoint evaluation, and the paper's ablations."""
-import copy
 import glob
 import os
 import os.path as osp

@@ -12,6 +12,10 @@ What the OpenMMLab stack does on its own, and what this module adds:
   ``ignore_empty=True`` it skips the image with a warning instead.
 - Grayscale and 4-channel images: converted to 3-channel BGR by the decoder
   (``color_type='color'``), as in mmcv; nothing to add.
+- A detector whose ``num_classes`` differs from the categories of its COCO
+  evaluation file (a custom dataset without ``metainfo.classes`` and
+  ``num_classes`` changed): mmdet's CocoMetric fails with an IndexError
+  after the whole inference pass; :func:`check_class_counts` says so before.
 - Images that mmdet's ``filter_cfg`` leaves out of training (no objects,
   ``filter_empty_gt``; a side under ``min_size``, e.g. a 1x1 or very
   elongated image): silently dropped upstream; :class:`DataCheckHook`
@@ -142,7 +146,7 @@ def check_annotation_files(cfg, loaders=None):
         raise FileNotFoundError('annotation file not found: ' + '; '.join(missing))
 
 
-def _num_classes(node, key='model'):
+def model_num_classes(node, key='model'):
     """(dotted key, value) of every ``num_classes`` in a model config; RPN
     heads (one class, objectness) are left out."""
     if isinstance(node, dict):
@@ -150,10 +154,10 @@ def _num_classes(node, key='model'):
             if k == 'num_classes' and isinstance(v, int):
                 yield f'{key}.{k}', v
             elif k != 'rpn_head':
-                yield from _num_classes(v, f'{key}.{k}')
+                yield from model_num_classes(v, f'{key}.{k}')
     elif isinstance(node, (list, tuple)):
         for i, v in enumerate(node):
-            yield from _num_classes(v, f'{key}.{i}')
+            yield from model_num_classes(v, f'{key}.{i}')
 
 
 def _dataset_classes(ds):
@@ -176,7 +180,7 @@ def check_class_counts(cfg, evaluators):
     scores the wrong categories."""
     if cfg.get('default_scope') != 'mmdet':
         return
-    heads = list(_num_classes(cfg.get('model') or {}))
+    heads = list(model_num_classes(cfg.get('model') or {}))
     for ev in evaluators:
         loader = ev.replace('_evaluator', '_dataloader')
         metrics = cfg.get(ev) or []

@@ -40,25 +40,6 @@ def rel_diff(a, b):
     return ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item()
 
 
-def assert_fp32_parity(got, expected, exact, what='output'):
-    """``got`` (ours, fp32) computes what the fp32 reference computed
-    (``expected``): within 1e-5 relative of it, the parity items' bound.
-
-    Two correct fp32 codes that sum in a different order (mmscnet runs
-    conv1_a and conv1_b as one stacked conv) agree only as far as the network
-    lets rounding grow, and the random networks of the tests amplify it: the
-    reference itself is up to ~1e-3 from its own float64 result ``exact`` in
-    SCNet-50's last stages. Where it is further than 1e-5 from ``exact``,
-    ours must be no further from ``exact`` than twice the reference is."""
-    if rel_diff(got, expected) <= 1e-5:
-        return
-    own = rel_diff(expected.double(), exact)
-    err = rel_diff(got.double(), exact)
-    assert own > 5e-6 and err <= 2 * own, (
-        f'{what}: {rel_diff(got, expected):.2e} from the fp32 reference, {err:.2e} from '
-        f'float64, where the fp32 reference itself is {own:.2e} from float64')
-
-
 def cfg_options_argv(opts):
     """--cfg-options arguments as a user would type them (tuples as (a,b))."""
     def fmt(v):
@@ -90,10 +71,15 @@ def dataset_keys(cfg, loader):
     return key, ds
 
 
+TOY_CLASSES = ('person', 'ball', 'box')
+
+
 def data_options(config, root, scale=(128, 128)):
-    """--cfg-options that point a COCO config at the toy set: data paths and image size only."""
+    """--cfg-options that point a COCO config at the toy set: data paths, its
+    classes (names and the heads' num_classes) and image size only."""
+    from mmscnet.datacheck import model_num_classes
     cfg = Config.fromfile(config)
-    opts = {}
+    opts = {key: len(TOY_CLASSES) for key, _ in model_num_classes(cfg.model)}
     for loader, split in (('train_dataloader', 'train'), ('val_dataloader', 'val'),
                           ('test_dataloader', 'val')):
         key, ds = dataset_keys(cfg, loader)
@@ -104,7 +90,7 @@ def data_options(config, root, scale=(128, 128)):
         opts[f'{key}.data_root'] = root + '/'
         opts[f'{key}.ann_file'] = f'annotations/instances_{split}.json'
         opts[f'{key}.data_prefix.img'] = f'{split}/'
-        opts[f'{key}.metainfo.classes'] = ('person', 'ball', 'box')
+        opts[f'{key}.metainfo.classes'] = TOY_CLASSES
         for i, t in enumerate(ds['pipeline']):
             if t['type'] in ('Resize', 'RandomResize', 'RandomChoiceResize'):
                 opts[f'{key}.pipeline.{i}.type'] = 'Resize'

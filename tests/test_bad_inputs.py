@@ -165,7 +165,7 @@ def test_class_count_mismatch_stops_tools_test_before_inference(toy, tmp_path, m
                        cfg_options_argv(opts))
     coco80 = str(REPO / 'configs/detection/mask-rcnn_scnet50_fpn_1x_coco.py')
     opts = {k: v for k, v in data_options(coco80, str(toy), scale=SCALE).items()
-            if not k.endswith('metainfo.classes')}  # COCO's own 80 classes
+            if not k.endswith(('metainfo.classes', 'num_classes'))}  # COCO's own 80 classes
     with pytest.raises(ValueError, match=r"test_evaluator: the model predicts 80 classes .*"
                        r"has 3 categories \('person', 'ball', 'box'\), of which 1 are among "
                        r'the 80 classes of test_dataloader.*num_classes=3 in the heads'):

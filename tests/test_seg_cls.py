@@ -154,17 +154,23 @@ def released_classifier(name, tmp_path):
     return ref, ckpt
 
 
-@pytest.mark.parametrize('name', RELEASED)
-def test_released_classifier_logits_match_reference(name, toy_cls, tmp_path):
+def loaded_by_the_tools(name, toy_cls, tmp_path):
+    """The reference classifier, and the model tools/test.py builds from our
+    config and fills with the reference's checkpoint (strict: every tensor of
+    the file placed, fc -> head.fc, nothing left over)."""
     from mmscnet.tool_setup import apply_test_args, build_runner, load_config
     config = str(REPO / 'configs/classification' / name)
     ref, ckpt = released_classifier(name, tmp_path)
     cfg = load_config(config, cls_options(config, toy_cls))
     apply_test_args(cfg, config, str(ckpt), work_dir=str(tmp_path))
     runner = build_runner(cfg)
-    # strict: every tensor of the file placed (fc -> head.fc), nothing left over.
     runner.load_checkpoint(str(ckpt), strict=True)
-    model = runner.model.eval()
+    return ref, runner.model.eval()
+
+
+@pytest.mark.parametrize('name', RELEASED)
+def test_released_classifier_logits_match_reference(name, toy_cls, tmp_path):
+    ref, model = loaded_by_the_tools(name, toy_cls, tmp_path)
     x = torch.randn(2, 3, 160, 160)
     with torch.no_grad():
         logits, expected = model(x, mode='tensor'), ref(x)
@@ -179,18 +185,11 @@ def test_released_classifier_loads_on_torch_before_2_5(toy_cls, tmp_path, monkey
     """torch < 2.5 has no public register_load_state_dict_pre_hook: with it
     hidden, the tools still map the authors' checkpoint (through the private
     method) and the logits are the reference's."""
-    from mmscnet.tool_setup import apply_test_args, build_runner, load_config
     monkeypatch.delattr(torch.nn.Module, 'register_load_state_dict_pre_hook')
-    name = 'scnet50_8xb32_in1k.py'
-    config = str(REPO / 'configs/classification' / name)
-    ref, ckpt = released_classifier(name, tmp_path)
-    cfg = load_config(config, cls_options(config, toy_cls))
-    apply_test_args(cfg, config, str(ckpt), work_dir=str(tmp_path))
-    runner = build_runner(cfg)
-    runner.load_checkpoint(str(ckpt), strict=True)
+    ref, model = loaded_by_the_tools('scnet50_8xb32_in1k.py', toy_cls, tmp_path)
     x = torch.randn(1, 3, 128, 128)
     with torch.no_grad():
-        assert rel_diff(runner.model.eval()(x, mode='tensor'), ref(x)) <= 1e-5
+        assert rel_diff(model(x, mode='tensor'), ref(x)) <= 1e-5
 
 
 def test_tools_test_evaluates_released_checkpoint(toy_cls, tmp_path):

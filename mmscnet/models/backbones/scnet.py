@@ -292,14 +292,17 @@ class SCNet(BaseModule):
         dilations (Sequence[int]): Dilation of each stage. Dilated mode as
             mmseg's ResNetV1c: ``strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4)``
             (output stride 8) or ``(1, 2, 2, 1), (1, 1, 1, 2)`` (16).
-        out_indices (Sequence[int]): Stages whose outputs are returned.
+        out_indices (Sequence[int]): Stages whose outputs are returned, in
+            stage order whatever the order given (as mmdet's ResNet); each
+            stage at most once.
         style (str): Only 'pytorch': SCNet carries the stride in K1/K4.
         deep_stem (bool): Three 3x3 convs instead of the 7x7 stem (v1d).
         avg_down (bool): Shortcut downsampled by AvgPool then a 1x1 conv (v1d).
         avd (bool): Stride by average pooling after the branches in the first
             block of stages 2-4 (v1d).
         groups (int): Cardinality (SCNeXt). base_width (int): see
-            :class:`SCBottleneck`.
+            :class:`SCBottleneck`. Widths that leave a branch with no
+            channel are refused.
         pooling_r, pooling_type, with_identity, upsample_mode: see
             :class:`SCConv`.
         contract_dilation (bool): Halve the dilation of the first block of a

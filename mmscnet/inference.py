@@ -147,7 +147,7 @@ class _Pose:
 
         import mmscnet.visualization  # noqa: F401  (registers mmscnet.PoseLocalVisualizer)
         from mmscnet.tool_setup import replace_types
-        # mmpose 1.3.2's visualizer cannot draw a keypoint under NumPy 2 (see mmscnet/visualization/pose.py).
+        # mmpose 1.3.2's visualizer cannot draw a keypoint under NumPy 2 (visualization/pose.py).
         replace_types(cfg.visualizer, ('PoseLocalVisualizer', ), 'mmscnet.PoseLocalVisualizer')
         # Without a person detector each image is one person box (no download of
         # mmpose's default detector).

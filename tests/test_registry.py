@@ -94,3 +94,17 @@ def test_every_registered_name_builds_from_a_fresh_process(registry, name):
         f'obj = root.build(dict(type="mmscnet.{name}", **{BUILD_ARGS[registry][name]!r}))\n'
         'print(json.dumps(type(obj).__module__ + "." + type(obj).__name__))')
     assert built.startswith('mmscnet.') and built.endswith('.' + name), built
+
+
+def test_pose_names_without_mmpose_say_what_to_install():
+    # Without mmpose the hooks' registry still imports its locations (every
+    # mmscnet hook resolves), and the two pose names explain themselves.
+    code = ('import sys; sys.modules["mmpose"] = None  # as if not installed\n'
+            'import mmengine.registry as R\n'
+            'assert type(R.HOOKS.build(dict(type="mmscnet.DataCheckHook"))).__name__ == '
+            '"DataCheckHook"\n'
+            'R.HOOKS.build(dict(type="mmscnet.PoseVisualizationHook"))\n')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert out.returncode == 1
+    assert ('ImportError: mmscnet.PoseVisualizationHook paints mmpose results and needs '
+            'mmpose: pip install --no-deps mmpose==1.3.2') in out.stderr, out.stderr[-2000:]

@@ -145,7 +145,6 @@ class _Pose:
                  det_cat_id=0, **_):
         from mmpose.apis import MMPoseInferencer
 
-        import mmscnet.visualization  # noqa: F401  (registers mmscnet.PoseLocalVisualizer)
         from mmscnet.tool_setup import replace_types
         # mmpose 1.3.2's visualizer cannot draw a keypoint under NumPy 2 (visualization/pose.py).
         replace_types(cfg.visualizer, ('PoseLocalVisualizer', ), 'mmscnet.PoseLocalVisualizer')

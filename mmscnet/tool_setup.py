@@ -162,7 +162,6 @@ def _cls_show(cfg, hook, show_dir):
 
 
 def _pose_show(cfg, hook, show_dir):
-    import mmscnet.visualization  # noqa: F401  (registers the hook; needs mmpose)
     # One PNG per image with all its persons, ground truth beside prediction.
     hook.update(type='mmscnet.PoseVisualizationHook', enable=True, out_dir=show_dir)
     # mmpose's own visualizer fails on every keypoint under NumPy 2.

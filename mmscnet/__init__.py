@@ -5,11 +5,11 @@ downstream libraries (mmdet, mmseg, mmpretrain) are imported where used.
 """
 from mmengine.config import utils as _config_utils
 
-from . import checkpoint_io
+from .utils import checkpoint_io
 from .version import __version__  # noqa: F401
 
 # mmengine's own checkpoints load under PyTorch >= 2.6 with weights_only kept on
-# (see mmscnet/checkpoint_io.py). mmscnet is imported by every config that names
+# (see mmscnet/utils/checkpoint_io.py). mmscnet is imported by every config that names
 # an mmscnet.* type and by tools/, so this covers resume, load_from and test.
 checkpoint_io.register()
 

@@ -8,9 +8,11 @@ Nothing is registered into mmdet's own registry, which already has an
 unrelated ``SCNet`` (Sample Consistency Network).
 
 ``HOOKS``, ``TRANSFORMS`` and ``VISUALIZERS`` resolve the same way. Each
-registry's ``locations`` lists every module that registers into it (mmengine
-imports them all on the first lookup); tests/test_registry.py builds every
-registered name from a fresh process to keep it so.
+registry's ``locations`` is the one package that registers into it, as in
+mmdet (``mmscnet.engine.hooks``, ``mmscnet.datasets.transforms``,
+``mmscnet.visualization``); mmengine imports it on the first lookup.
+tests/test_registry.py builds every registered name from a fresh process to
+keep it so.
 """
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
@@ -21,9 +23,8 @@ from mmengine.registry import Registry
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmscnet',
                   locations=['mmscnet.models'])
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmscnet',
-                 locations=['mmscnet.hooks', 'mmscnet.deploy', 'mmscnet.datacheck',
-                            'mmscnet.visualization'])
+                 locations=['mmscnet.engine.hooks'])
 TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope='mmscnet',
-                      locations=['mmscnet.datacheck'])
+                      locations=['mmscnet.datasets.transforms'])
 VISUALIZERS = Registry('visualizer', parent=MMENGINE_VISUALIZERS, scope='mmscnet',
                        locations=['mmscnet.visualization'])

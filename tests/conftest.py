@@ -21,6 +21,9 @@ def pytest_configure(config):
         'markers', 'downstream: needs a downstream library (mmdet, mmpretrain, ...); the '
         'compatibility job (tools/compat_env.sh), which installs only torch, mmengine and '
         'mmcv-lite, deselects these')
+    config.addinivalue_line(
+        'markers', 'quick: the unit tier (make test-quick, under 5 minutes on 2 cores): no '
+        'training through the tools, no subprocess suites')
 
 
 @pytest.fixture(autouse=True)
@@ -77,7 +80,7 @@ TOY_CLASSES = ('person', 'ball', 'box')
 def data_options(config, root, scale=(128, 128)):
     """--cfg-options that point a COCO config at the toy set: data paths, its
     classes (names and the heads' num_classes) and image size only."""
-    from mmscnet.datacheck import model_num_classes
+    from mmscnet.utils.datacheck import model_num_classes
     cfg = Config.fromfile(config)
     opts = {key: len(TOY_CLASSES) for key, _ in model_num_classes(cfg.model)}
     for loader, split in (('train_dataloader', 'train'), ('val_dataloader', 'val'),

@@ -41,7 +41,7 @@ def test_parameter_counts_match_reference(cls, depth, ref_kwargs):
 
 
 def test_flops_match_authors_figures():
-    from mmscnet.analysis import backbone_summary
+    from mmscnet.utils.analysis import backbone_summary
     # Authors' MAdds at 224x224 (with the 2 MFLOP head): 4.0 G, 4.7 G, 7.2 G.
     for cfg, gflops in ((dict(type='mmscnet.SCNet', depth=50), 4.0),
                         (dict(type='mmscnet.SCNetV1d', depth=50), 4.7),

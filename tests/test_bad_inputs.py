@@ -10,9 +10,9 @@ import pytest
 import torch
 from conftest import REPO, TOY_CONFIG, cfg_options_argv, data_options
 
-from mmscnet.checkpoint_io import load_from_local
+from mmscnet.utils.checkpoint_io import load_from_local
 from mmscnet.models import SCNet
-from mmscnet.synthetic import generate_toy_coco
+from mmscnet.testing.toy_data import generate_toy_coco
 
 import train as train_tool  # noqa: E402
 
@@ -282,7 +282,7 @@ def test_wrong_pretrained_weights_stop_tools_train(toy, tmp_path):
 
 
 def test_image_checks_accept_complete_files_and_see_through_thumbnails():
-    from mmscnet.datacheck import image_problem
+    from mmscnet.datasets.transforms import image_problem
     img = np.random.RandomState(0).randint(0, 255, (64, 48, 3), np.uint8)
     jpeg = cv2.imencode('.jpg', img)[1].tobytes()
     png = cv2.imencode('.png', img)[1].tobytes()

@@ -17,7 +17,7 @@ import torch
 from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
 
-from mmscnet.checkpoint_io import load_from_local
+from mmscnet.utils.checkpoint_io import load_from_local
 
 MECHANISMS = ['restricted'] + (['torch'] if hasattr(torch.serialization, 'safe_globals') else [])
 mechanism = pytest.mark.parametrize('mechanism', MECHANISMS)
@@ -46,7 +46,7 @@ def test_plain_torch_load_refuses_mmengine_checkpoint(tmp_path):
 
 
 def test_default_mechanism_follows_torch():
-    from mmscnet import checkpoint_io
+    from mmscnet.utils import checkpoint_io
     expected = 'torch' if hasattr(torch.serialization, 'safe_globals') else 'restricted'
     assert checkpoint_io._torch_has_safe_globals() == (expected == 'torch')
     with pytest.raises(ValueError, match="mechanism must be 'torch' or 'restricted'"):

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmscnet.checkpoint_io import load_state_dict_file
-from mmscnet.converters import convert_mmpose_scnet, infer_depth
+from mmscnet.utils.checkpoint_io import load_state_dict_file
+from mmscnet.utils.converters import convert_mmpose_scnet, infer_depth
 from mmscnet.models import SCNet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -131,6 +131,6 @@ def test_load_state_dict_file_errors(tmp_path):
 
 @pytest.mark.parametrize('depth', [50, 101, 152])
 def test_released_layout_describes_the_backbone(depth):
-    from mmscnet.converters import released_layout
+    from mmscnet.utils.converters import released_layout
     model = {k: tuple(v.shape) for k, v in SCNet(depth=depth).state_dict().items()}
     assert released_layout(depth) == model

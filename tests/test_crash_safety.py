@@ -14,9 +14,9 @@ import torch
 from conftest import REPO, TOY_CONFIG, cfg_options_argv, data_options
 from mmengine.hooks import Hook
 
-from mmscnet.tool_setup import apply_train_args, build_runner, load_config
-from mmscnet.checkpoint_io import load_from_local
-from mmscnet.synthetic import generate_toy_coco
+from mmscnet.apis.tool_setup import apply_train_args, build_runner, load_config
+from mmscnet.utils.checkpoint_io import load_from_local
+from mmscnet.testing.toy_data import generate_toy_coco
 
 import train as train_tool  # noqa: E402
 

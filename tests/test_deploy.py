@@ -11,7 +11,7 @@ from reference_scnet import calibrate_
 
 from mmscnet.deploy import optimize, unfused_batchnorms
 from mmscnet.models import SCNet, SCNetV1d
-from mmscnet.synthetic import generate_toy_coco
+from mmscnet.testing.toy_data import generate_toy_coco
 
 import test as test_tool  # noqa: E402
 
@@ -100,7 +100,7 @@ def test_channels_last_scnet_computes_the_same():
 
 
 def test_channels_last_scnet_in_a_detector_predicts_the_same_and_trains():
-    from mmscnet import benchmark as bm
+    from mmscnet.utils import benchmark as bm
     _, det, _ = bm.build_config_pair(TOY_CONFIG, {'model.test_cfg.rcnn.score_thr': 0.0})
     randomize_bn(det.backbone)
     det.eval()

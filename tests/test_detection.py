@@ -10,8 +10,8 @@ import torch
 from conftest import REPO, TOY_CONFIG, dataset_keys, cfg_options_argv, data_options, run_tool
 from mmengine.config import Config
 
-from mmscnet.checkpoint_io import load_from_local
-from mmscnet.synthetic import generate_toy_coco
+from mmscnet.utils.checkpoint_io import load_from_local
+from mmscnet.testing.toy_data import generate_toy_coco
 
 DET_CONFIGS = sorted(glob.glob(str(REPO / 'configs/detection/*.py')))
 import test as test_tool  # noqa: E402
@@ -84,7 +84,7 @@ def test_train_checkpoint_test_resume_end_to_end(toy, tmp_path):
 
     # --resume: continue to epoch 2 from the last checkpoint.
     saved = load_from_local(str(ckpt))
-    from mmscnet.tool_setup import apply_train_args, build_runner, load_config
+    from mmscnet.apis.tool_setup import apply_train_args, build_runner, load_config
     cfg = load_config(TOY_CONFIG, dict(opts, **dict(sched, **{'train_cfg.max_epochs': 2})))
     apply_train_args(cfg, TOY_CONFIG, work_dir=str(work), resume='auto')
     runner = build_runner(cfg)
@@ -110,6 +110,20 @@ def test_swap_backbone_in_mmdet_packaged_config(toy, tmp_path):
     train_tool.main([str(config), '--work-dir', str(tmp_path / 'w')] + cfg_options_argv(opts))
     state = load_from_local(str(tmp_path / 'w' / 'epoch_1.pth'))['state_dict']
     assert 'backbone.layer1.0.scconv.k3.0.weight' in state
+    # The run's log names every type the tools put in place of the config's,
+    # one line each, and the config the Runner saved carries no trace of it.
+    log = '\n'.join(open(f).read() for f in glob.glob(str(tmp_path / 'w' / '*' / '*.log')))
+    rewrites = sorted(re.sub(r' \(\d+ places\)', '', line.split('config rewrite: ', 1)[1])
+                      for line in log.splitlines() if 'config rewrite: ' in line)
+    assert rewrites == sorted([
+        'CheckpointHook/mmengine.CheckpointHook -> mmscnet.CheckpointHook: the same hook, '
+        'safe to kill while it saves (default_hooks.checkpoint)',
+        'LoadImageFromFile/mmcv.LoadImageFromFile -> mmscnet.LoadImageFromFile: '
+        "mmcv's loader whose errors name a missing, corrupt or truncated image",
+        'custom_hooks -> custom_hooks + mmscnet.DataCheckHook: names the training images '
+        "that the datasets' filter_cfg skips"]), rewrites
+    saved = (tmp_path / 'w' / config.name).read_text()
+    assert '_mmscnet_rewrites' not in saved and 'mmscnet.CheckpointHook' in saved
 
 
 def test_checkpoint_with_pickle_payload_is_refused(toy, tmp_path):

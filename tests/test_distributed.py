@@ -15,8 +15,8 @@ import pytest
 import torch
 from conftest import REPO, TOY_CONFIG, cfg_options_argv, data_options
 
-from mmscnet.checkpoint_io import load_from_local
-from mmscnet.synthetic import generate_toy_coco
+from mmscnet.utils.checkpoint_io import load_from_local
+from mmscnet.testing.toy_data import generate_toy_coco
 
 NUM_TRAIN, BATCH = 8, 2
 import test as test_tool  # noqa: E402
@@ -100,7 +100,7 @@ def test_dist_train_runs_one_job_of_two_processes(dist_trained, toy):
     assert len(glob.glob(str(work / '**' / '*.log'), recursive=True)) == 1
     assert sorted(p.name for p in work.iterdir() if p.is_file()) == \
         ['epoch_1.pth', 'last_checkpoint', 'probed.py']
-    assert 'distributed backend nccl -> gloo' in log
+    assert 'config rewrite: env_cfg.dist_cfg.backend=nccl -> gloo: no CUDA device' in log
 
 
 def test_dist_train_as_two_nodes_on_loopback(toy, tmp_path):
@@ -204,7 +204,7 @@ def test_slurm_scripts_pass_every_argument_through(tmp_path):
 
 
 def test_slurm_launcher_without_gpus_says_what_to_use():
-    from mmscnet.tool_setup import build_runner, load_config
+    from mmscnet.apis.tool_setup import build_runner, load_config
     cfg = load_config(TOY_CONFIG, launcher='slurm')
     with pytest.raises(ValueError, match='--launcher slurm needs CUDA GPUs.*dist_train.sh'):
         build_runner(cfg)
@@ -214,8 +214,8 @@ def test_cpu_process_group_and_config_for_a_syncbn_config(monkeypatch):
     # One gloo process (world size 1) stands in for torchrun's N: the same calls.
     import torch.distributed as torch_dist
 
-    from mmscnet.tool_setup import load_config
-    from mmscnet.distributed import setup_distributed
+    from mmscnet.apis.tool_setup import load_config
+    from mmscnet.utils.dist_utils import setup_distributed
     for key, value in dict(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1', MASTER_ADDR='127.0.0.1',
                            MASTER_PORT=str(free_port())).items():
         monkeypatch.setenv(key, value)

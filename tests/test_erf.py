@@ -1,4 +1,4 @@
-"""Effective receptive field: mmscnet.analysis and tools/analysis_tools/erf.py."""
+"""Effective receptive field: mmscnet.utils.analysis and tools/analysis_tools/erf.py."""
 import re
 
 import cv2
@@ -7,7 +7,7 @@ import torch
 from conftest import run_tool
 from torch import nn
 
-from mmscnet.analysis import effective_receptive_field, mass_radius
+from mmscnet.utils.analysis import effective_receptive_field, mass_radius
 
 
 def conv_stack(dilation):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import REPO, TOY_CONFIG, run_tool, train_toy_detector
 
-from mmscnet.synthetic import generate_toy_coco
+from mmscnet.testing.toy_data import generate_toy_coco
 
 import infer as infer_tool  # noqa: E402  (tools/ is on sys.path, see conftest)
 

@@ -12,8 +12,8 @@ import torch
 from conftest import REPO, cfg_options_argv, rel_diff, run_tool
 from mmengine.config import Config
 
-from mmscnet.checkpoint_io import load_from_local
-from mmscnet.synthetic import generate_toy_keypoints
+from mmscnet.utils.checkpoint_io import load_from_local
+from mmscnet.testing.toy_data import generate_toy_keypoints
 
 import train as train_tool  # noqa: E402
 

@@ -106,5 +106,5 @@ def test_pose_names_without_mmpose_say_what_to_install():
             'R.HOOKS.build(dict(type="mmscnet.PoseVisualizationHook"))\n')
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     assert out.returncode == 1
-    assert ('ImportError: mmscnet.PoseVisualizationHook paints mmpose results and needs '
-            'mmpose: pip install --no-deps mmpose==1.3.2') in out.stderr, out.stderr[-2000:]
+    assert ('ImportError: mmscnet.PoseVisualizationHook needs mmpose: '
+            'pip install --no-deps mmpose==1.3.2') in out.stderr, out.stderr[-2000:]

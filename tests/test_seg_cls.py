@@ -14,7 +14,7 @@ from conftest import REPO, cfg_options_argv, rel_diff, run_tool
 from mmengine.config import Config
 from reference_scnet import RefSCNet, calibrate_
 
-from mmscnet.synthetic import generate_toy_classification, generate_toy_segmentation
+from mmscnet.testing.toy_data import generate_toy_classification, generate_toy_segmentation
 
 SEG_CONFIGS = sorted(glob.glob(str(REPO / 'configs/segmentation/*.py')))
 CLS_CONFIGS = sorted(glob.glob(str(REPO / 'configs/classification/**/*_in1k.py'), recursive=True))
@@ -158,7 +158,7 @@ def loaded_by_the_tools(name, toy_cls, tmp_path):
     """The reference classifier, and the model tools/test.py builds from our
     config and fills with the reference's checkpoint (strict: every tensor of
     the file placed, fc -> head.fc, nothing left over)."""
-    from mmscnet.tool_setup import apply_test_args, build_runner, load_config
+    from mmscnet.apis.tool_setup import apply_test_args, build_runner, load_config
     config = str(REPO / 'configs/classification' / name)
     ref, ckpt = released_classifier(name, tmp_path)
     cfg = load_config(config, cls_options(config, toy_cls))

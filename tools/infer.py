@@ -10,8 +10,8 @@ OUT_DIR/predictions.json.
 import argparse
 import sys
 
-from mmscnet.inference import build_inferencer, check_out_dir, collect_inputs, run
-from mmscnet.tool_setup import load_config
+from mmscnet.apis.inference import build_inferencer, check_out_dir, collect_inputs, run
+from mmscnet.apis.tool_setup import load_config
 
 
 def parse_args(argv=None):

@@ -4,8 +4,8 @@
 """
 import argparse
 
-from mmscnet.datacheck import annotation_errors_named
-from mmscnet.tool_setup import (add_common_args, apply_test_args, build_runner, load_config,
+from mmscnet.utils.datacheck import annotation_errors_named
+from mmscnet.apis.tool_setup import (add_common_args, apply_test_args, build_runner, load_config,
                                 parse_tool_args)
 
 

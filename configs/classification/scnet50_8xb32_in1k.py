@@ -8,4 +8,8 @@ _base_ = 'mmpretrain::resnet/resnet50_8xb32-lbs_in1k.py'
 # and checkpoints without an `import mmscnet` in the calling code.
 custom_imports = dict(imports=['mmscnet'], allow_failed_imports=False)
 
+# Written out, so that mmdet's own tools run what mmscnet's run: mmengine's
+# CheckpointHook made safe to kill while it saves (same arguments).
+default_hooks = dict(checkpoint=dict(type='mmscnet.CheckpointHook'))
+
 model = dict(backbone=dict(type='mmscnet.SCNet'))

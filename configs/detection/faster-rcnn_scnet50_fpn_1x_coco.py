@@ -7,6 +7,12 @@ _base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 # and checkpoints without an `import mmscnet` in the calling code.
 custom_imports = dict(imports=['mmscnet'], allow_failed_imports=False)
 
+# Written out, so that mmdet's own tools run what mmscnet's run: mmengine's
+# CheckpointHook made safe to kill while it saves (same arguments).
+default_hooks = dict(checkpoint=dict(type='mmscnet.CheckpointHook'))
+# Names the training images that filter_cfg leaves out.
+custom_hooks = [dict(type='mmscnet.DataCheckHook')]
+
 model = dict(
     backbone=dict(
         type='mmscnet.SCNet',

@@ -7,6 +7,10 @@ _base_ = 'mmpose::body_2d_keypoint/topdown_heatmap/coco/td-hm_scnet50_8xb64-210e
 # and checkpoints without an `import mmscnet` in the calling code.
 custom_imports = dict(imports=['mmscnet'], allow_failed_imports=False)
 
+# Written out, so that mmdet's own tools run what mmscnet's run: mmengine's
+# CheckpointHook made safe to kill while it saves (same arguments).
+default_hooks = dict(checkpoint=dict(type='mmscnet.CheckpointHook'))
+
 model = dict(
     backbone=dict(
         type='mmscnet.SCNetV1d',

@@ -8,6 +8,10 @@ _base_ = 'mmseg::deeplabv3/deeplabv3_r50-d8_4xb2-80k_cityscapes-512x1024.py'
 # and checkpoints without an `import mmscnet` in the calling code.
 custom_imports = dict(imports=['mmscnet'], allow_failed_imports=False)
 
+# Written out, so that mmdet's own tools run what mmscnet's run: mmengine's
+# CheckpointHook made safe to kill while it saves (same arguments).
+default_hooks = dict(checkpoint=dict(type='mmscnet.CheckpointHook'))
+
 model = dict(
     pretrained=None,
     backbone=dict(

@@ -6,7 +6,7 @@ its stage shapes, parameter count and FLOPs.
 """
 import argparse
 
-from mmscnet.analysis import backbone_summary
+from mmscnet.utils.analysis import backbone_summary
 
 
 def main(argv=None):

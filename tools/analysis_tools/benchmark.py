@@ -20,8 +20,9 @@ import time
 
 import torch
 
-from mmscnet import benchmark as bm
-from mmscnet.deploy import export_onnx, onnx_session, optimize
+from mmscnet.deploy import optimize
+from mmscnet.deploy.onnx import export_onnx, onnx_session
+from mmscnet.utils import benchmark as bm
 
 
 def parse_args(argv=None):

@@ -16,7 +16,7 @@ import os.path as osp
 
 import torch
 
-from mmscnet.analysis import effective_receptive_field, mass_radius
+from mmscnet.utils.analysis import effective_receptive_field, mass_radius
 
 MEAN, STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
 
@@ -44,7 +44,7 @@ def build(name, depth, checkpoint):
         from mmdet.models.backbones import ResNet
         model = ResNet(depth=depth)
     if checkpoint:
-        from mmscnet.checkpoint_io import load_state_dict_file
+        from mmscnet.utils.checkpoint_io import load_state_dict_file
         state = {k[len('backbone.'):] if k.startswith('backbone.') else k: v
                  for k, v in load_state_dict_file(checkpoint).items()}
         own = model.state_dict()

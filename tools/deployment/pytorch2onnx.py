@@ -17,9 +17,9 @@ import os.path as osp
 
 import torch
 
-from mmscnet import benchmark as bm
-from mmscnet.deploy import (ClassifierLogits, export_onnx, onnx_max_rel_diff, onnx_session,
-                            optimize)
+from mmscnet.deploy import optimize
+from mmscnet.deploy.onnx import ClassifierLogits, export_onnx, onnx_max_rel_diff, onnx_session
+from mmscnet.utils import benchmark as bm
 
 
 def build(args):
@@ -28,7 +28,7 @@ def build(args):
 
         from mmengine.registry import init_default_scope
 
-        from mmscnet.tool_setup import load_config
+        from mmscnet.apis.tool_setup import load_config
         cfg = load_config(args.config)
         if cfg.default_scope != 'mmpretrain':
             raise ValueError(f'{args.config}: only mmpretrain classifiers export whole '
@@ -40,7 +40,7 @@ def build(args):
         if args.checkpoint:
             from mmengine.runner import load_checkpoint
 
-            from mmscnet.tool_setup import accept_released_classifier
+            from mmscnet.adapters.cls import accept_released_classifier
             accept_released_classifier(model)
             load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
         return ClassifierLogits(model).eval()

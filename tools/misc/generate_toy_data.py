@@ -10,7 +10,7 @@ import argparse
 import os.path as osp
 import shutil
 
-from mmscnet import synthetic
+from mmscnet.testing import toy_data as synthetic
 
 GENERATORS = {
     'coco': (synthetic.generate_toy_coco, 240, 48, 160),

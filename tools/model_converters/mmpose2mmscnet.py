@@ -13,8 +13,8 @@ import sys
 
 import torch
 
-from mmscnet.checkpoint_io import load_state_dict_file
-from mmscnet.converters import convert_mmpose_scnet, convert_mmpose_topdown
+from mmscnet.utils.checkpoint_io import load_state_dict_file
+from mmscnet.utils.converters import convert_mmpose_scnet, convert_mmpose_topdown
 
 
 def main(argv=None):

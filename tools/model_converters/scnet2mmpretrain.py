@@ -12,8 +12,8 @@ import sys
 
 import torch
 
-from mmscnet.checkpoint_io import load_state_dict_file
-from mmscnet.converters import is_released_layout, released_to_mmpretrain
+from mmscnet.utils.checkpoint_io import load_state_dict_file
+from mmscnet.utils.converters import is_released_layout, released_to_mmpretrain
 
 
 def main(argv=None):

@@ -27,7 +27,7 @@ from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmengine.model import BaseModule, Sequential
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmscnet.checkpoint_io import refuse_unfit_state, register_load_pre_hook
+from mmscnet.utils.checkpoint_io import refuse_unfit_state, register_load_pre_hook
 from mmscnet.registry import MODELS
 
 POOLING_TYPES = ('avg', 'max')

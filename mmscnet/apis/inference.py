@@ -2,8 +2,8 @@
 own inferencer (DetInferencer, MMSegInferencer, ImageClassificationInferencer,
 MMPoseInferencer): what tools/infer.py does, as functions the tests cover.
 
-The inferencers predict and paint; this module only chooses the one the
-config's ``default_scope`` names, feeds it, and saves what it returns:
+The inferencers predict and paint (mmscnet/adapters/ wraps each); this
+module only chooses the one the config's ``default_scope`` names, feeds it, and saves what it returns:
 ``OUT_DIR/vis/`` (painted images, or one painted video per input video) and
 ``OUT_DIR/predictions.json``.
 """
@@ -61,113 +61,6 @@ def _jsonable(obj):
     return obj
 
 
-def _as_list(x):
-    return list(x) if isinstance(x, (list, tuple)) else [x]
-
-
-class _Det:
-    def __init__(self, cfg, checkpoint, device, score_thr, **_):
-        from mmdet.apis import DetInferencer
-        self.inferencer = DetInferencer(model=cfg, weights=checkpoint, device=device,
-                                        show_progress=False)
-        self.classes = self.inferencer.model.dataset_meta.get('classes')
-        self.score_thr = score_thr
-
-    def __call__(self, paths):
-        out = self.inferencer(paths, return_vis=True, no_save_vis=True, no_save_pred=True,
-                              pred_score_thr=self.score_thr, batch_size=len(paths))
-        preds = out['predictions']
-        if self.classes:
-            for p in preds:  # mmdet's JSON has label indices only
-                p['label_names'] = [self.classes[i] for i in p['labels']]
-        return preds, out['visualization']
-
-
-class _Seg:
-    def __init__(self, cfg, checkpoint, device, **_):
-        from mmseg.apis import MMSegInferencer
-        self.inferencer = MMSegInferencer(model=cfg, weights=checkpoint, device=device)
-        self.classes = self.inferencer.model.dataset_meta.get('classes')
-
-    def __call__(self, paths):
-        out = self.inferencer(paths, return_vis=True, batch_size=len(paths))
-        preds = []
-        for p in _as_list(out['predictions']):
-            label_map = p['sem_seg'] if isinstance(p, dict) else p
-            ids, counts = np.unique(label_map, return_counts=True)
-            names = [self.classes[i] if self.classes and i < len(self.classes) else int(i)
-                     for i in ids]
-            # The label map itself goes to a PNG beside the JSON (see save_prediction).
-            preds.append({'sem_seg': label_map,
-                          'classes_present': {str(n): round(c / label_map.size, 6)
-                                              for n, c in zip(names, counts)}})
-        return preds, _as_list(out['visualization'])
-
-
-class _Cls:
-    def __init__(self, cfg, checkpoint, device, **_):
-        from mmengine.runner import load_checkpoint
-        from mmpretrain.apis import ImageClassificationInferencer, get_model
-
-        from mmscnet.tool_setup import accept_released_classifier
-        model = get_model(cfg, pretrained=False, device='cpu')
-        classes = None
-        if checkpoint:
-            # The authors' released checkpoints (conv1.*, fc.*) load as tools/test.py loads them.
-            accept_released_classifier(model)
-            ckpt = load_checkpoint(model, checkpoint, map_location='cpu')
-            classes = ckpt.get('meta', {}).get('dataset_meta', {}).get('classes')
-        self.inferencer = ImageClassificationInferencer(model, pretrained=False, device=device,
-                                                        classes=classes)
-
-    def __call__(self, paths):
-        import mmcv
-        from mmpretrain.visualization import UniversalVisualizer
-        inf = self.inferencer
-        samples = inf(paths, return_datasamples=True, batch_size=len(paths))
-        preds = inf.postprocess(samples, None)
-        if inf.visualizer is None:
-            inf.visualizer = UniversalVisualizer()
-        vis = []
-        for path, sample, pred in zip(paths, samples, preds):
-            inf.visualizer.visualize_cls(mmcv.imread(path, channel_order='rgb'), sample,
-                                         classes=inf.classes, draw_gt=False, draw_pred=True)
-            vis.append(inf.visualizer.get_image())
-            scores = pred.pop('pred_scores')  # 1000 numbers per image: keep the top 5
-            top = np.argsort(-scores)[:5]
-            pred['top5'] = [{'label': int(i), 'score': float(scores[i]),
-                             **({'class': inf.classes[i]} if inf.classes else {})} for i in top]
-        return preds, vis
-
-
-class _Pose:
-    def __init__(self, cfg, checkpoint, device, kpt_thr, det_config=None, det_checkpoint=None,
-                 det_cat_id=0, **_):
-        from mmpose.apis import MMPoseInferencer
-
-        from mmscnet.tool_setup import replace_types
-        # mmpose 1.3.2's visualizer cannot draw a keypoint under NumPy 2 (visualization/pose.py).
-        replace_types(cfg.visualizer, ('PoseLocalVisualizer', ), 'mmscnet.PoseLocalVisualizer')
-        # Without a person detector each image is one person box (no download of
-        # mmpose's default detector).
-        self.inferencer = MMPoseInferencer(
-            pose2d=cfg, pose2d_weights=checkpoint, device=device,
-            det_model=det_config or 'whole_image', det_weights=det_checkpoint,
-            det_cat_ids=det_cat_id)
-        self.kpt_thr = kpt_thr
-
-    def __call__(self, paths):
-        preds, vis = [], []
-        for out in self.inferencer(paths, return_vis=True, kpt_thr=self.kpt_thr,
-                                   batch_size=len(paths)):
-            preds += [{'instances': p} for p in out['predictions']]
-            vis += out['visualization']
-        return preds, vis
-
-
-INFERENCERS = {'mmdet': _Det, 'mmseg': _Seg, 'mmpretrain': _Cls, 'mmpose': _Pose}
-
-
 def build_inferencer(cfg, checkpoint, device='cpu', score_thr=0.3, **kwargs):
     """The library's own inferencer for ``cfg`` (by its ``default_scope``), wrapped
     so that it takes image paths and returns (predictions, painted RGB images)."""
@@ -181,9 +74,11 @@ def build_inferencer(cfg, checkpoint, device='cpu', score_thr=0.3, **kwargs):
     elif '://' not in checkpoint and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
     from mmengine.registry import init_default_scope
+
+    from mmscnet.adapters import get_adapter
     init_default_scope(cfg.default_scope)  # not all inferencers set it for their pipeline
-    return INFERENCERS[cfg.default_scope](cfg, checkpoint, device, score_thr=score_thr,
-                                          kpt_thr=score_thr, **kwargs)
+    return get_adapter(cfg.default_scope).inferencer(cfg, checkpoint, device,
+                                                     score_thr=score_thr, **kwargs)
 
 
 def _save_image(rgb, path):

@@ -183,7 +183,7 @@ def build_config_pair(config, cfg_options=None):
 
     from mmengine.registry import init_default_scope
 
-    from mmscnet.tool_setup import load_config
+    from mmscnet.apis.tool_setup import load_config
     cfg = load_config(config, cfg_options)
     scope = cfg.default_scope
     init_default_scope(scope)
@@ -217,48 +217,10 @@ def config_test_shape(cfg):
 
 
 def packed_batch(scope, model, batch_size, shape, training):
-    """A batch in the library's packed format, through the model's data preprocessor."""
-    h, w = shape
-    if scope == 'mmdet':
-        from mmdet.testing import demo_mm_inputs
-        num_classes = _num_classes(model)
-        packed = demo_mm_inputs(batch_size, [(3, h, w)] * batch_size, num_items=[3] * batch_size,
-                                num_classes=num_classes, with_mask=_has_mask(model))
-    elif scope == 'mmseg':
-        from mmengine.structures import PixelData
-        from mmseg.structures import SegDataSample
-        samples = []
-        for _ in range(batch_size):
-            s = SegDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w),
-                                            pad_shape=(h, w), padding_size=[0, 0, 0, 0]))
-            s.gt_sem_seg = PixelData(data=torch.randint(0, 19, (1, h, w)))
-            samples.append(s)
-        packed = dict(inputs=[torch.randint(0, 255, (3, h, w), dtype=torch.uint8)
-                              for _ in range(batch_size)], data_samples=samples)
-    elif scope == 'mmpretrain':
-        from mmpretrain.structures import DataSample
-        packed = dict(inputs=[torch.randint(0, 255, (3, h, w), dtype=torch.uint8)
-                              for _ in range(batch_size)],
-                      data_samples=[DataSample().set_gt_label(torch.randint(0, 1000, (1, )))
-                                    for _ in range(batch_size)])
-    elif scope == 'mmpose':
-        from mmpose.testing import get_packed_inputs
-        heatmap = model.head.decoder.heatmap_size if hasattr(model.head, 'decoder') else (w // 4, h // 4)
-        packed = get_packed_inputs(batch_size, img_shape=(h, w), input_size=(w, h),
-                                   heatmap_size=tuple(heatmap), with_simcc_label=False)
-    else:
-        raise ValueError(f'unknown scope {scope!r}')
-    return model.data_preprocessor(packed, training)
-
-
-def _num_classes(model):
-    head = getattr(getattr(model, 'roi_head', None), 'bbox_head', None) or \
-        getattr(model, 'bbox_head', None)
-    return getattr(head, 'num_classes', 80)
-
-
-def _has_mask(model):
-    return getattr(getattr(model, 'roi_head', None), 'with_mask', False)
+    """A batch in the library's packed format, through the model's data
+    preprocessor (mmscnet/adapters/ packs it for each library)."""
+    from mmscnet.adapters import get_adapter
+    return get_adapter(scope).packed_batch(model, batch_size, shape, training)
 
 
 def whole_model_cases(scope, model, batch_size, shape, precision, train):

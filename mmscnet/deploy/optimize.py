@@ -1,4 +1,5 @@
-"""Deploy mode for inference: ``optimize(model)`` and ``tools/test.py --deploy``.
+"""Deploy mode for inference: ``optimize(model)``, which ``tools/test.py --deploy``
+runs through ``mmscnet.DeployHook``.
 
 Three changes that leave an eval-mode model's function unchanged (fp32) or
 nearly so (bf16):
@@ -12,10 +13,9 @@ nearly so (bf16):
 - optionally (``compile=True``) the backbone compiled by ``torch.compile``
   (inductor) with weight freezing: the folded weights become constants, so
   inductor can pre-pack them for oneDNN and fuse convs with their ReLU or
-  residual add. In benchmark.py on a 2-core AVX2 CPU: 1.35x plain eval,
-  against 1.2x without it, at the price of compiling on the first call
-  (under a minute for SCNet-50 there) and once more for a new input shape;
-  it needs a C++ compiler on the CPU (Triton on a GPU).
+  residual add, at the price of compiling on the first call and once more
+  for a new input shape; it needs a C++ compiler on the CPU (Triton on a
+  GPU). Measured speed-ups, with their machine: tools/README.md.
 
 The backbone's outputs are fp32 and NCHW again, so necks and heads (NMS,
 box decoding, mmcv's RoIAlign) run as before.
@@ -30,9 +30,6 @@ import torch
 import torch.nn as nn
 from mmcv.cnn import fuse_conv_bn
 from mmcv.cnn.utils.fuse_conv_bn import _fuse_conv_bn  # the pair arithmetic
-from mmengine.hooks import Hook
-
-from mmscnet.registry import HOOKS
 
 PRECISIONS = ('fp32', 'bf16')
 
@@ -109,81 +106,3 @@ def optimize(model, precision='fp32', channels_last=True, compile=False):
 def unfused_batchnorms(model):
     """Names of BatchNorm layers that are still there (e.g. after a transposed conv)."""
     return [n for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-
-
-@HOOKS.register_module()
-class DeployHook(Hook):
-    """``tools/test.py --deploy``: optimizes the model once its checkpoint is loaded."""
-
-    priority = 'VERY_HIGH'
-
-    def __init__(self, precision='fp32', compile=False):
-        if precision not in PRECISIONS:
-            raise ValueError(f'--deploy must be one of {PRECISIONS}, got {precision!r}')
-        self.precision = precision
-        self.compile = compile
-
-    def before_test(self, runner):
-        from mmengine.model import is_model_wrapper
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        optimize(model, self.precision, compile=self.compile)
-        left = unfused_batchnorms(model)
-        runner.logger.info(
-            f'deploy mode ({self.precision}): BatchNorm folded into the convs, channels_last'
-            + ('; backbone compiled (inductor, frozen weights) on its first batch and on each '
-               'new input shape' if self.compile else '')
-            + (f'; {len(left)} BN layers not after a conv left as they are: {left[:5]}'
-               if left else ''))
-
-
-# ---------------------------------------------------------------- ONNX
-
-class ClassifierLogits(nn.Module):
-    """An mmpretrain classifier as ``normalised images -> class logits``
-    (``mode='tensor'``: backbone, neck and head, no softmax), for export."""
-
-    def __init__(self, classifier):
-        super().__init__()
-        self.classifier = classifier
-
-    def forward(self, x):
-        out = self.classifier(x, mode='tensor')
-        return out[-1] if isinstance(out, (tuple, list)) else out
-
-
-def export_onnx(module, path, example, dynamic=True, output_names=None):
-    """Export ``module`` (eval mode) for ``example`` input to ``path`` with
-    torch's ONNX exporter; with ``dynamic`` the batch size and image size are
-    free (32 to 4096 pixels a side). Returns the output names."""
-    module.eval()
-    with torch.no_grad():
-        outs = module(example)
-    n = len(outs) if isinstance(outs, (tuple, list)) else 1
-    output_names = output_names or ([f'stage{i + 1}' for i in range(n)] if n > 1 else ['output'])
-    shapes = None
-    if dynamic:
-        dim = torch.export.Dim
-        shapes = ({0: dim('batch', min=1, max=1024), 2: dim('height', min=32, max=4096),
-                   3: dim('width', min=32, max=4096)}, )
-    torch.onnx.export(module, (example, ), path, input_names=['input'],
-                      output_names=output_names, dynamic_shapes=shapes, dynamo=True,
-                      external_data=False, verbose=False)
-    return output_names
-
-
-def onnx_session(path, threads=None):
-    import onnxruntime as ort
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-    return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
-
-
-def onnx_max_rel_diff(module, session, x):
-    """Largest ``max|onnx - torch| / max|torch|`` over the outputs for input ``x``."""
-    with torch.no_grad():
-        ref = module(x)
-    ref = ref if isinstance(ref, (tuple, list)) else [ref]
-    outs = session.run(None, {'input': x.numpy()})
-    return max(float((torch.from_numpy(o) - r).abs().max() / r.abs().max().clamp_min(1e-12))
-               for o, r in zip(outs, ref))

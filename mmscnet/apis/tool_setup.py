@@ -3,33 +3,21 @@ functions the tests cover.
 
 They serve configs of mmdet, mmseg, mmpretrain and mmpose alike: the config's
 ``default_scope`` says which library's registries build its parts, and
-:data:`ADAPTERS` holds everything in which the four libraries differ for
+mmscnet/adapters/ holds everything in which the four libraries differ for
 the tools (painting, TTA, dumping predictions, the released checkpoints).
+Every change to the config beyond what a flag asks for is recorded with
+:func:`mmscnet.utils.config.record_rewrite` and logged when the Runner starts
+(tools/README.md lists them).
 """
 import os
 import os.path as osp
-import warnings
-from copy import deepcopy
 from pathlib import Path
 
 from mmengine.config import Config, ConfigDict
 
+from mmscnet.adapters import SCOPES, get_adapter
+from mmscnet.utils.config import log_rewrites, pop_rewrites, record_rewrite, swap_types
 
-
-def replace_types(node, old_types, new_type):
-    """Set ``type=new_type`` on every dict of a config tree (nested dicts,
-    lists, tuples) whose ``type`` is in ``old_types``; return how many."""
-    changed = 0
-    if isinstance(node, dict):
-        if node.get('type') in old_types:
-            node['type'] = new_type
-            changed += 1
-        for value in node.values():
-            changed += replace_types(value, old_types, new_type)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            changed += replace_types(value, old_types, new_type)
-    return changed
 
 
 def add_common_args(parser):
@@ -80,8 +68,7 @@ def apply_train_args(cfg, config_path, work_dir=None, amp=False, auto_scale_lr=F
     """``resume``: None (no resume), 'auto' (latest checkpoint in the work dir) or a path."""
     _set_work_dir(cfg, config_path, work_dir)
     if amp:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.loss_scale = 'dynamic'
+        use_amp(cfg)
     if auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
             raise ValueError(f'{config_path}: --auto-scale-lr needs '
@@ -91,7 +78,7 @@ def apply_train_args(cfg, config_path, work_dir=None, amp=False, auto_scale_lr=F
         # mmengine reads work_dir/last_checkpoint; a newest checkpoint that is
         # cut short is named here, with the complete ones to choose from.
         from mmengine.runner import find_latest_checkpoint
-        from mmscnet.checkpoint_io import check_complete
+        from mmscnet.utils.checkpoint_io import check_complete
         last = find_latest_checkpoint(cfg.work_dir) if osp.isdir(cfg.work_dir) else None
         if last:
             check_complete(last, f'the newest checkpoint (named in {cfg.work_dir}/last_checkpoint)')
@@ -108,7 +95,7 @@ def apply_train_args(cfg, config_path, work_dir=None, amp=False, auto_scale_lr=F
                 f'{last.read_text().strip()}); a new training would overwrite them. Continue '
                 'it with --resume, or give a new --work-dir')
     _use_crash_safe_checkpoints(cfg)
-    from mmscnet.datacheck import check_annotation_files, check_class_counts, use_data_checks
+    from mmscnet.utils.datacheck import check_annotation_files, check_class_counts, use_data_checks
     use_data_checks(cfg)
     check_annotation_files(cfg, ('train_dataloader', 'val_dataloader', 'val_evaluator'))
     if cfg.get('val_cfg') and cfg.get('val_dataloader'):
@@ -116,78 +103,35 @@ def apply_train_args(cfg, config_path, work_dir=None, amp=False, auto_scale_lr=F
     return cfg
 
 
+def use_amp(cfg):
+    """``--amp``, as mmdet's tools/train.py does it: OptimWrapper becomes
+    AmpOptimWrapper with dynamic loss scaling; a wrapper that is already an
+    AmpOptimWrapper is kept; any other type is refused, naming it."""
+    from mmengine.optim import AmpOptimWrapper
+    from mmengine.registry import OPTIM_WRAPPERS
+    kind = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    cls = OPTIM_WRAPPERS.get(kind) if isinstance(kind, str) else kind
+    if isinstance(cls, type) and issubclass(cls, AmpOptimWrapper):
+        from mmengine.logging import print_log
+        print_log(f'--amp: the config\'s optim_wrapper ({kind}) already does AMP; kept',
+                  logger='current')
+        return
+    if kind not in ('OptimWrapper', 'mmengine.OptimWrapper'):
+        raise ValueError(f'--amp turns OptimWrapper into AmpOptimWrapper, but the config\'s '
+                         f'optim_wrapper.type is {kind!r}: set an AMP-capable wrapper in the '
+                         'config instead of --amp')
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    record_rewrite(cfg, 'OptimWrapper', 'AmpOptimWrapper', 'asked for by --amp '
+                   '(dynamic loss scale)')
+
+
 def _use_crash_safe_checkpoints(cfg):
-    """mmengine's CheckpointHook -> mmscnet.CheckpointHook (same arguments; see mmscnet/hooks.py)."""
-    replace_types(cfg.get('default_hooks', {}).get('checkpoint'),
-                  ('CheckpointHook', 'mmengine.CheckpointHook'), 'mmscnet.CheckpointHook')
-
-
-def _det_tta(cfg, config_path):
-    # mmdet's own default: horizontal-flip TTA merged by NMS.
-    if 'tta_model' not in cfg:
-        warnings.warn('no tta_model in the config: using flip TTA with NMS (mmdet default)')
-        cfg.tta_model = dict(type='DetTTAModel',
-                             tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5),
-                                          max_per_img=100))
-    if 'tta_pipeline' not in cfg:
-        warnings.warn('no tta_pipeline in the config: flipping the test pipeline')
-        data_cfg = cfg.test_dataloader.dataset
-        while 'dataset' in data_cfg:
-            data_cfg = data_cfg['dataset']
-        cfg.tta_pipeline = deepcopy(data_cfg.pipeline)
-        cfg.tta_pipeline[-1] = dict(
-            type='TestTimeAug',
-            transforms=[[dict(type='RandomFlip', prob=1.), dict(type='RandomFlip', prob=0.)],
-                        [dict(type='PackDetInputs',
-                              meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                                         'scale_factor', 'flip', 'flip_direction'))]])
-
-
-def _config_tta(cfg, config_path):
-    if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
-        raise ValueError(f'{config_path}: --tta needs tta_model and tta_pipeline in the config')
-
-
-def _det_show(cfg, hook, show_dir):
-    hook.update(draw=True, test_out_dir=show_dir)  # the hook puts it under work_dir/<time>/
-
-
-def _seg_show(cfg, hook, show_dir):
-    hook.update(draw=True, interval=1)  # mmseg's hook otherwise paints every 50th image
-    cfg.visualizer.save_dir = osp.join(cfg.work_dir, show_dir)  # never into the cwd
-
-
-def _cls_show(cfg, hook, show_dir):
-    hook.update(enable=True, interval=1, out_dir=osp.join(cfg.work_dir, show_dir))
-
-
-def _pose_show(cfg, hook, show_dir):
-    # One PNG per image with all its persons, ground truth beside prediction.
-    hook.update(type='mmscnet.PoseVisualizationHook', enable=True, out_dir=show_dir)
-    # mmpose's own visualizer fails on every keypoint under NumPy 2.
-    replace_types(cfg.visualizer, ('PoseLocalVisualizer', ), 'mmscnet.PoseLocalVisualizer')
-
-
-def accept_released_classifier(model):
-    """Let an mmpretrain classifier load the authors' released checkpoints
-    (``conv1.*``, ``fc.*``) as well as its own layout."""
-    from mmscnet.checkpoint_io import register_load_pre_hook
-    from mmscnet.converters import rename_released_classifier
-    register_load_pre_hook(model, rename_released_classifier)
-
-
-# default_scope -> how that library paints test images (--show-dir), does TTA
-# without a config entry (--tta), dumps raw predictions (--out), and what its
-# models need to load the authors' checkpoints.
-ADAPTERS = {
-    'mmdet': dict(show=_det_show, tta=_det_tta, dump='DumpDetResults', model=None),
-    'mmseg': dict(show=_seg_show, tta=_config_tta, dump='DumpResults', model=None),
-    'mmpretrain': dict(show=_cls_show, tta=_config_tta, dump='DumpResults',
-                       model=accept_released_classifier),
-    # mmpose flips at test time through the model's test_cfg (flip_test), not a TTA model.
-    'mmpose': dict(show=_pose_show, tta=_config_tta, dump='DumpResults', model=None),
-}
-SCOPES = tuple(ADAPTERS)
+    """mmengine's CheckpointHook -> mmscnet.CheckpointHook (same arguments; see
+    mmscnet/engine/hooks/checkpoint_hook.py)."""
+    swap_types(cfg, cfg.get('default_hooks', {}).get('checkpoint'),
+               ('CheckpointHook', 'mmengine.CheckpointHook'), 'mmscnet.CheckpointHook',
+               'the same hook, safe to kill while it saves (default_hooks.checkpoint)')
 
 
 def apply_test_args(cfg, config_path, checkpoint, work_dir=None, out=None, show_dir=None,
@@ -199,20 +143,22 @@ def apply_test_args(cfg, config_path, checkpoint, work_dir=None, out=None, show_
         raise ValueError(f'--out must be a .pkl or .pickle file, got {out!r}')
     _set_work_dir(cfg, config_path, work_dir)
     cfg.load_from = checkpoint
-    from mmscnet.datacheck import check_annotation_files, check_class_counts, use_data_checks
+    from mmscnet.utils.datacheck import check_annotation_files, check_class_counts, use_data_checks
     use_data_checks(cfg)
     check_annotation_files(cfg, ('test_dataloader', 'test_evaluator'))
     check_class_counts(cfg, ('test_evaluator', ))
-    adapter = ADAPTERS[cfg.default_scope]
+    adapter = get_adapter(cfg.default_scope)
     if show_dir is not None:
         hook = cfg.default_hooks.get('visualization')
         if hook is None:
             raise ValueError(f'{config_path}: --show-dir needs default_hooks.visualization')
-        adapter['show'](cfg, hook, show_dir)
+        adapter.show(cfg, hook, show_dir)
     if tta:
-        adapter['tta'](cfg, config_path)
+        adapter.tta(cfg, config_path)
         cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        record_rewrite(cfg, 'model / test pipeline', f'{cfg.tta_model.type} / tta_pipeline',
+                       'asked for by --tta')
     if compile and deploy is None:
         raise ValueError('--compile compiles the deployed backbone: give --deploy too '
                          '(--deploy --compile, or --deploy bf16 --compile)')
@@ -223,10 +169,14 @@ def apply_test_args(cfg, config_path, checkpoint, work_dir=None, out=None, show_
         # Once the checkpoint is loaded: fold BN into convs, channels_last, maybe bf16.
         cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
             dict(type='mmscnet.DeployHook', precision=deploy, compile=compile)]
+        record_rewrite(cfg, 'custom_hooks', 'custom_hooks + mmscnet.DeployHook',
+                       f'asked for by --deploy {deploy}' + (' --compile' if compile else ''))
     if out is not None:
         metrics = cfg.test_evaluator
         metrics = list(metrics) if isinstance(metrics, (list, tuple)) else [metrics]
-        cfg.test_evaluator = metrics + [dict(type=adapter['dump'], out_file_path=out)]
+        cfg.test_evaluator = metrics + [dict(type=adapter.dump_metric, out_file_path=out)]
+        record_rewrite(cfg, 'test_evaluator', f'test_evaluator + {adapter.dump_metric}',
+                       f'asked for by --out {out}')
     return cfg
 
 
@@ -234,13 +184,13 @@ def build_runner(cfg):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
-    from mmscnet.distributed import setup_distributed
+    from mmscnet.utils.dist_utils import setup_distributed
     setup_distributed(cfg)
     if cfg.get('randomness', {}).get('deterministic'):
         # cuBLAS refuses PyTorch's deterministic mode without a fixed workspace.
         os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
+    rewrites = pop_rewrites(cfg)  # never into the config the Runner saves
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    prepare_model = ADAPTERS[cfg.default_scope]['model']
-    if prepare_model is not None:
-        prepare_model(runner.model)
+    log_rewrites(rewrites, runner.logger)
+    get_adapter(cfg.default_scope).prepare_model(runner.model)
     return runner

@@ -5,7 +5,7 @@ conversion. mmpose's SCNet (top-down keypoint models) names the two 1x1
 projections after its ResNet: ``conv1/bn1`` (branch a) and ``conv2/bn2``
 (branch b), under a ``backbone.`` prefix.
 
-Pure key mappings: reading files is :mod:`mmscnet.checkpoint_io`'s.
+Pure key mappings: reading files is :mod:`mmscnet.utils.checkpoint_io`'s.
 """
 import re
 from collections import OrderedDict

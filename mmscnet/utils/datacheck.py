@@ -7,8 +7,8 @@ What the OpenMMLab stack does on its own, and what this module adds:
   file; :func:`annotation_errors_named` finds the file and says so.
 - A missing, corrupt or truncated image: mmcv's loader asserts "failed to
   load image" for some, and decodes a truncated JPEG into a half-grey
-  picture without a word. :class:`LoadImageFromFile` (mmcv's, with a check
-  of the bytes) names the file and what is wrong with it; with
+  picture without a word. ``mmscnet.LoadImageFromFile`` (mmcv's, with a check
+  of the bytes; mmscnet/datasets/transforms/) names the file and what is wrong with it; with
   ``ignore_empty=True`` it skips the image with a warning instead.
 - Grayscale and 4-channel images: converted to 3-channel BGR by the decoder
   (``color_type='color'``), as in mmcv; nothing to add.
@@ -18,92 +18,16 @@ What the OpenMMLab stack does on its own, and what this module adds:
   after the whole inference pass; :func:`check_class_counts` says so before.
 - Images that mmdet's ``filter_cfg`` leaves out of training (no objects,
   ``filter_empty_gt``; a side under ``min_size``, e.g. a 1x1 or very
-  elongated image): silently dropped upstream; :class:`DataCheckHook`
-  logs how many and which.
+  elongated image): silently dropped upstream; ``mmscnet.DataCheckHook``
+  (mmscnet/engine/hooks/) logs how many and which.
 
 tools/train.py and tools/test.py switch these on with :func:`use_data_checks`.
 """
 import json
 import os.path as osp
-import struct
 from contextlib import contextmanager
 
-import mmcv
-from mmcv.transforms import LoadImageFromFile as MMCVLoadImageFromFile
-from mmengine import fileio
-from mmengine.dist import is_main_process
-from mmengine.hooks import Hook
-from mmengine.logging import print_log
-
-from mmscnet.registry import HOOKS, TRANSFORMS
-from mmscnet.tool_setup import replace_types
-
-_JPEG, _PNG = b'\xff\xd8\xff', b'\x89PNG\r\n\x1a\n'
-
-
-def _jpeg_is_truncated(data):
-    """True if no end-of-image marker follows the first scan. Walks the marker
-    segments up to the scan, so an EXIF thumbnail's own end marker does not count."""
-    pos = 2
-    while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
-            return False  # not a layout we can follow: let the decoder judge
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte before a marker
-            pos += 1
-            continue
-        if marker == 0xDA:  # start of scan: the entropy-coded data follows
-            return data.find(b'\xff\xd9', pos) == -1
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            pos += 2  # markers without a length
-            continue
-        pos += 2 + struct.unpack('>H', data[pos + 2:pos + 4])[0]
-    return True  # ended before the scan
-
-
-def image_problem(data):
-    """What is wrong with the bytes of an image file, or None."""
-    if not data:
-        return 'is empty (0 bytes)'
-    if data.startswith(_JPEG) and _jpeg_is_truncated(data):
-        return f'is a truncated JPEG (no end-of-image marker; {len(data)} bytes)'
-    if data.startswith(_PNG) and data.rfind(b'IEND') == -1:
-        return f'is a truncated PNG (no IEND chunk; {len(data)} bytes)'
-    return None
-
-
-@TRANSFORMS.register_module()
-class LoadImageFromFile(MMCVLoadImageFromFile):
-    """mmcv's ``LoadImageFromFile`` (same arguments and results) whose errors
-    name the file and what is wrong with it."""
-
-    def transform(self, results):
-        if self.file_client_args is not None:  # mmcv's deprecated path, as it is
-            return super().transform(results)
-        filename = results['img_path']
-        try:
-            data = fileio.get(filename, backend_args=self.backend_args)
-            problem = image_problem(data)
-        except FileNotFoundError:
-            data, problem = None, 'does not exist'
-        img = None
-        if problem is None:
-            img = mmcv.imfrombytes(data, flag=self.color_type, backend=self.imdecode_backend)
-            if img is None:
-                problem = (f'cannot be decoded by {self.imdecode_backend}: not an image, or '
-                           f'corrupt ({len(data)} bytes)')
-        if problem is not None:
-            if self.ignore_empty:
-                print_log(f'skipped image {filename}: it {problem}', logger='current', level=30)
-                return None
-            raise ValueError(f'image {filename} {problem}; fix or remove it (or set '
-                             'ignore_empty=True in LoadImageFromFile to skip such images)')
-        if self.to_float32:
-            img = img.astype('float32')
-        results['img'] = img
-        results['img_shape'] = img.shape[:2]
-        results['ori_shape'] = img.shape[:2]
-        return results
+from mmscnet.utils.config import record_rewrite, swap_types
 
 
 def _datasets(node):
@@ -237,55 +161,16 @@ def _broken_annotation_file(cfg):
     return None
 
 
-@HOOKS.register_module()
-class DataCheckHook(Hook):
-    """Logs the training images that the dataset's ``filter_cfg`` left out.
-
-    mmdet drops images without objects (``filter_empty_gt``) and images with a
-    side under ``min_size`` from training without a word; this names them.
-    """
-
-    def before_train(self, runner):
-        if not is_main_process():
-            return
-        dataset = runner.train_dataloader.dataset
-        while hasattr(dataset, 'dataset'):  # RepeatDataset, ClassBalancedDataset, ...
-            dataset = dataset.dataset
-        filter_cfg = getattr(dataset, 'filter_cfg', None)
-        ann_file = getattr(dataset, 'ann_file', '')
-        if not filter_cfg or not str(ann_file).endswith('.json') or '://' in ann_file:
-            return
-        # mmdet drops its COCO index after loading, so the file is read once
-        # more here (main process, once a run) to name what was filtered out.
-        with open(ann_file) as f:
-            coco = json.load(f)
-        kept = {dataset.get_data_info(i)['img_id'] for i in range(len(dataset))}
-        with_objects = {a['image_id'] for a in coco.get('annotations', [])}
-        min_size = filter_cfg.get('min_size', 0)
-        skipped = []
-        for img in coco.get('images', []):
-            if img['id'] in kept:
-                continue
-            if filter_cfg.get('filter_empty_gt') and img['id'] not in with_objects:
-                reason = 'no objects'
-            elif min(img['width'], img['height']) < min_size:
-                reason = f"{img['width']}x{img['height']}, a side under min_size={min_size}"
-            else:
-                reason = 'no object of the configured classes'
-            skipped.append(f"{img['file_name']} ({reason})")
-        if skipped:
-            shown = ', '.join(skipped[:10]) + (', ...' if len(skipped) > 10 else '')
-            runner.logger.warning(
-                f'{len(skipped)} of {len(coco.get("images", []))} training images in {ann_file} '
-                f'are skipped, as filter_cfg={dict(filter_cfg)} asks: {shown}')
-
-
 def use_data_checks(cfg):
-    """Swap mmcv's LoadImageFromFile for :class:`LoadImageFromFile` in every
-    pipeline of ``cfg`` and add :class:`DataCheckHook` (same results on good data)."""
-
-    replace_types(cfg._cfg_dict, ('LoadImageFromFile', ), 'mmscnet.LoadImageFromFile')
+    """Swap mmcv's LoadImageFromFile for ``mmscnet.LoadImageFromFile`` in every
+    pipeline of ``cfg`` and add ``mmscnet.DataCheckHook`` (same results on
+    good data), each recorded as a config rewrite."""
+    swap_types(cfg, cfg._cfg_dict, ('LoadImageFromFile', 'mmcv.LoadImageFromFile'),
+               'mmscnet.LoadImageFromFile', "mmcv's loader whose errors name a missing, "
+               'corrupt or truncated image')
     hooks = list(cfg.get('custom_hooks') or [])
     if not any(h.get('type') in ('DataCheckHook', 'mmscnet.DataCheckHook') for h in hooks):
         cfg.custom_hooks = hooks + [dict(type='mmscnet.DataCheckHook')]
+        record_rewrite(cfg, 'custom_hooks', 'custom_hooks + mmscnet.DataCheckHook',
+                       "names the training images that the datasets' filter_cfg skips")
     return cfg

@@ -129,7 +129,7 @@ def _restricted_load(file, **kwargs):
 # Unpickler (adding storages and persistent ids) and calls its load for the
 # legacy format's header.
 RESTRICTED_PICKLE = types.SimpleNamespace(
-    __name__='mmscnet.checkpoint_io.RESTRICTED_PICKLE', Unpickler=_RestrictedUnpickler,
+    __name__='mmscnet.utils.checkpoint_io.RESTRICTED_PICKLE', Unpickler=_RestrictedUnpickler,
     load=_restricted_load, UnpicklingError=pickle.UnpicklingError)
 
 

@@ -16,9 +16,7 @@ from datetime import timedelta
 
 import torch
 import torch.distributed as torch_dist
-from mmengine.logging import print_log
-
-from mmscnet.tool_setup import replace_types
+from mmscnet.utils.config import record_rewrite, replace_types
 
 # Backends that need CUDA tensors; on a CPU machine they become gloo.
 _GPU_BACKENDS = ('nccl', )
@@ -31,7 +29,7 @@ def setup_distributed(cfg):
     machine with ``launcher='pytorch'``: NCCL in ``env_cfg.dist_cfg`` becomes
     gloo (any other backend the config names is kept), the process group is
     created from torchrun's environment, DDP gets ``device_ids=None`` and
-    SyncBN (CUDA-only in PyTorch) becomes BN, each with a log line.
+    SyncBN (CUDA-only in PyTorch) becomes BN, each recorded as a config rewrite.
     """
     launcher = cfg.get('launcher', 'none')
     if launcher == 'none' or torch.cuda.is_available():
@@ -46,8 +44,8 @@ def setup_distributed(cfg):
     backend = dist_cfg.pop('backend', 'nccl')
     dist_cfg.pop('init_backend', None)  # deepspeed/colossalai rendezvous: GPU only
     if backend in _GPU_BACKENDS:
-        print_log(f'no CUDA device: distributed backend {backend} -> gloo (CPU processes)',
-                  logger='current')
+        record_rewrite(cfg, f'env_cfg.dist_cfg.backend={backend}', 'gloo',
+                       f'no CUDA device: {backend} needs GPUs; gloo runs CPU processes')
         backend = 'gloo'
     cfg.env_cfg = dict(env_cfg, dist_cfg=dict(dist_cfg, backend=backend))
     if 'timeout' in dist_cfg:
@@ -59,14 +57,16 @@ def setup_distributed(cfg):
     wrapper = cfg.get('model_wrapper_cfg') or dict(
         type='MMDistributedDataParallel', broadcast_buffers=False,
         find_unused_parameters=cfg.get('find_unused_parameters', False))
-    wrapper.setdefault('device_ids', None)  # a CPU module: no device to pin
+    if 'device_ids' not in wrapper:
+        wrapper['device_ids'] = None
+        record_rewrite(cfg, f'model_wrapper_cfg ({wrapper["type"]})', 'device_ids=None',
+                       'no CUDA device: DDP wraps a CPU module, with no device to pin')
     cfg.model_wrapper_cfg = wrapper
 
     reverted = replace_types(cfg.model, ('SyncBN', 'MMSyncBN'), 'BN')
     if cfg.get('sync_bn'):
         cfg.sync_bn = None
         reverted += 1
-    if reverted:
-        print_log(f'no CUDA device: SyncBN -> BN ({reverted} norm configs); batch statistics '
-                  'are per process', logger='current', level=30)
+    record_rewrite(cfg, 'SyncBN', 'BN', 'no CUDA device: PyTorch\'s SyncBN is CUDA-only; '
+                   'batch statistics are per process', reverted)
     return cfg

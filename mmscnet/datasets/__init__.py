@@ -1,0 +1,3 @@
+from .transforms import LoadImageFromFile
+
+__all__ = ['LoadImageFromFile']

@@ -1,0 +1,56 @@
+"""ONNX export of the backbone (four stage maps) or a whole mmpretrain
+classifier (logits), and its check in ONNX Runtime:
+``tools/deployment/pytorch2onnx.py`` and ``benchmark.py``'s ONNX row."""
+import torch
+import torch.nn as nn
+
+
+class ClassifierLogits(nn.Module):
+    """An mmpretrain classifier as ``normalised images -> class logits``
+    (``mode='tensor'``: backbone, neck and head, no softmax), for export."""
+
+    def __init__(self, classifier):
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, x):
+        out = self.classifier(x, mode='tensor')
+        return out[-1] if isinstance(out, (tuple, list)) else out
+
+
+def export_onnx(module, path, example, dynamic=True, output_names=None):
+    """Export ``module`` (eval mode) for ``example`` input to ``path`` with
+    torch's ONNX exporter; with ``dynamic`` the batch size and image size are
+    free (32 to 4096 pixels a side). Returns the output names."""
+    module.eval()
+    with torch.no_grad():
+        outs = module(example)
+    n = len(outs) if isinstance(outs, (tuple, list)) else 1
+    output_names = output_names or ([f'stage{i + 1}' for i in range(n)] if n > 1 else ['output'])
+    shapes = None
+    if dynamic:
+        dim = torch.export.Dim
+        shapes = ({0: dim('batch', min=1, max=1024), 2: dim('height', min=32, max=4096),
+                   3: dim('width', min=32, max=4096)}, )
+    torch.onnx.export(module, (example, ), path, input_names=['input'],
+                      output_names=output_names, dynamic_shapes=shapes, dynamo=True,
+                      external_data=False, verbose=False)
+    return output_names
+
+
+def onnx_session(path, threads=None):
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+
+
+def onnx_max_rel_diff(module, session, x):
+    """Largest ``max|onnx - torch| / max|torch|`` over the outputs for input ``x``."""
+    with torch.no_grad():
+        ref = module(x)
+    ref = ref if isinstance(ref, (tuple, list)) else [ref]
+    outs = session.run(None, {'input': x.numpy()})
+    return max(float((torch.from_numpy(o) - r).abs().max() / r.abs().max().clamp_min(1e-12))
+               for o, r in zip(outs, ref))

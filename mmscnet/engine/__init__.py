@@ -1,0 +1,3 @@
+from .hooks import CheckpointHook, DataCheckHook, DeployHook, PoseVisualizationHook
+
+__all__ = ['CheckpointHook', 'DataCheckHook', 'DeployHook', 'PoseVisualizationHook']

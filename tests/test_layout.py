@@ -1,0 +1,181 @@
+"""The shape of the package and its docs: OpenMMLab's layout, registry
+locations that name packages, no import circle, every relative link in every
+README resolving, and the tools' config rewrites (``--amp`` among them)."""
+import ast
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+from conftest import REPO, TOY_CONFIG
+
+PACKAGE = REPO / 'mmscnet'
+pytestmark = pytest.mark.quick
+
+
+def _module_name(path):
+    rel = path.relative_to(REPO).with_suffix('')
+    parts = rel.parts[:-1] if rel.name == '__init__' else rel.parts
+    return '.'.join(parts)
+
+
+def _import_graph():
+    """{module: {mmscnet modules it imports}}, from every import statement in
+    the package (top level and inside functions alike), relative ones resolved."""
+    modules = {_module_name(p): p for p in PACKAGE.rglob('*.py')}
+    graph = {}
+    for name, path in modules.items():
+        package = name if path.name == '__init__.py' else name.rpartition('.')[0]
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ''
+                if node.level:
+                    anchor = package.split('.')[:len(package.split('.')) - node.level + 1]
+                    base = '.'.join(anchor + ([base] if base else []))
+                # `from pkg import sub` imports the submodule when there is one.
+                targets = [f'{base}.{a.name}' if f'{base}.{a.name}' in modules else base
+                           for a in node.names]
+            else:
+                continue
+            edges |= {t for t in targets if t in modules and t != name}
+        graph[name] = edges
+    return graph
+
+
+def _cycles(graph):
+    """Every strongly connected component with more than one module (Tarjan)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = set()
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.add(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_circle():
+    graph = _import_graph()
+    assert len(graph) > 30  # the walk saw the package
+    assert 'mmscnet.utils.config' in graph['mmscnet.utils.datacheck']
+    assert _cycles(graph) == []
+
+
+def test_the_circle_finder_finds_one():
+    # The check above can fail: a circle between two modules is found.
+    assert _cycles({'a': {'b'}, 'b': {'c'}, 'c': {'a'}, 'd': {'a'}}) == [['a', 'b', 'c']]
+
+
+def test_openmmlab_layout_and_registry_locations():
+    from mmscnet import registry
+    for path in ('models/backbones/scnet.py', 'engine/hooks/checkpoint_hook.py',
+                 'datasets/transforms/loading.py', 'apis/inference.py',
+                 'visualization/pose.py', 'deploy/optimize.py', 'utils/checkpoint_io.py',
+                 'testing/toy_data.py'):
+        assert (PACKAGE / path).is_file(), path
+    # Nothing but the registry and the version beside the packages.
+    assert sorted(p.name for p in PACKAGE.glob('*.py')) == ['__init__.py', 'registry.py',
+                                                             'version.py']
+    locations = {r.name: r._locations for r in (registry.MODELS, registry.HOOKS,
+                                                 registry.TRANSFORMS, registry.VISUALIZERS)}
+    assert locations == {'model': ['mmscnet.models'], 'hook': ['mmscnet.engine.hooks'],
+                         'transform': ['mmscnet.datasets.transforms'],
+                         'visualizer': ['mmscnet.visualization']}
+    for names in locations.values():
+        for name in names:  # each a package, not a module
+            assert importlib.util.find_spec(name).submodule_search_locations, name
+
+
+def _readmes():
+    skip = ('build', 'work_dirs', 'data', 'node_modules')
+    return sorted(p for p in REPO.rglob('README.md')
+                  if not any(part in skip or part.startswith('.') for part in
+                             p.relative_to(REPO).parts))
+
+
+def _relative_links(text):
+    # [text](target) and ![alt](target), code spans left out.
+    text = re.sub(r'```.*?```', '', text, flags=re.S)
+    text = re.sub(r'`[^`\n]*`', '', text)
+    for target in re.findall(r'\]\(([^)\s]+)\)', text):
+        if not re.match(r'[a-z]+://|mailto:|#', target):
+            yield target.split('#')[0]
+
+
+def _anchors(text):
+    # GitHub's heading anchors: lower case, punctuation dropped, spaces to dashes.
+    text = re.sub(r'```.*?```', '', text, flags=re.S)
+    return {re.sub(r'[^\w\- ]', '', h.strip().lower()).replace(' ', '-')
+            for h in re.findall(r'^#+ (.+)$', text, flags=re.M)}
+
+
+def test_every_relative_link_in_every_readme_resolves():
+    readmes = _readmes()
+    for folder in ('', 'configs', 'tools', 'docker', 'tests'):
+        assert REPO / folder / 'README.md' in readmes, folder
+    broken = []
+    for readme in readmes:
+        text = readme.read_text()
+        for target in _relative_links(text):
+            if not (readme.parent / target).exists():
+                broken.append(f'{readme.relative_to(REPO)}: {target}')
+        for anchor in re.findall(r'\]\(#([^)]+)\)', text):
+            if anchor not in _anchors(text):
+                broken.append(f'{readme.relative_to(REPO)}: #{anchor}')
+    assert broken == []
+
+
+def test_the_link_checker_sees_a_broken_link(tmp_path):
+    text = 'See [a](missing/file.md), [b](#nowhere) and `[c](in/code.md)`.\n# Here\n'
+    assert list(_relative_links(text)) == ['missing/file.md']
+    assert 'nowhere' not in _anchors(text) and 'here' in _anchors(text)
+
+
+def test_front_page_is_short():
+    assert len((REPO / 'README.md').read_text().splitlines()) <= 250
+
+
+# ---------------------------------------------------------------- --amp
+
+@pytest.mark.parametrize('wrapper,expect', [
+    ('OptimWrapper', 'AmpOptimWrapper'),
+    ('AmpOptimWrapper', 'AmpOptimWrapper'),
+    ('ApexOptimWrapper', ValueError),
+])
+def test_amp_keeps_an_amp_wrapper_and_refuses_others(wrapper, expect):
+    # What apply_train_args(amp=True) does for tools/train.py --amp.
+    from mmscnet.apis.tool_setup import load_config, use_amp
+    from mmscnet.utils.config import pop_rewrites
+    cfg = load_config(TOY_CONFIG, {'optim_wrapper.type': wrapper})
+    if expect is ValueError:
+        with pytest.raises(ValueError, match=r"--amp turns OptimWrapper into AmpOptimWrapper, "
+                           r"but the config's optim_wrapper.type is 'ApexOptimWrapper'"):
+            use_amp(cfg)
+        return
+    use_amp(cfg)
+    assert cfg.optim_wrapper.type == expect
+    amp_lines = [line for line in pop_rewrites(cfg) if 'AmpOptimWrapper' in line]
+    # A rewrite only where one happened.
+    assert len(amp_lines) == (wrapper == 'OptimWrapper')

@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export VENV
 
-.PHONY: setup demo demo-pose test
+.PHONY: setup demo demo-pose test test-quick lint
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: setup.py tools/setup_env.sh
@@ -20,3 +20,7 @@ demo-pose: setup
 
 test: setup
 	$(PY) -m pytest tests -q -rs
+
+# The unit tier, for the edit loop (tests/README.md, "Tiers").
+test-quick: setup
+	$(PY) -m pytest tests -q -rs -m quick

@@ -24,3 +24,9 @@ test: setup
 # The unit tier, for the edit loop (tests/README.md, "Tiers").
 test-quick: setup
 	$(PY) -m pytest tests -q -rs -m quick
+
+# flake8, isort and yapf with setup.cfg's settings, as .pre-commit-config.yaml runs them.
+lint: setup
+	$(VENV)/bin/flake8 mmscnet tools tests
+	$(VENV)/bin/isort --check-only --diff mmscnet tools tests
+	$(VENV)/bin/yapf --diff --recursive mmscnet tools tests

@@ -8,8 +8,10 @@ from mmengine.config import utils as _config_utils
 from .utils import checkpoint_io
 from .version import __version__  # noqa: F401
 
-# mmengine's own checkpoints load under PyTorch >= 2.6 with weights_only kept on
-# (see mmscnet/utils/checkpoint_io.py). mmscnet is imported by every config that names
+# mmengine's own checkpoints load under PyTorch >= 2.6 with weights_only kept
+# on
+# (see mmscnet/utils/checkpoint_io.py). mmscnet is imported by every config
+# that names
 # an mmscnet.* type and by tools/, so this covers resume, load_from and test.
 checkpoint_io.register()
 

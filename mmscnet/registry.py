@@ -20,11 +20,23 @@ from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
 from mmengine.registry import Registry
 
-MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmscnet',
-                  locations=['mmscnet.models'])
-HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmscnet',
-                 locations=['mmscnet.engine.hooks'])
-TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope='mmscnet',
-                      locations=['mmscnet.datasets.transforms'])
-VISUALIZERS = Registry('visualizer', parent=MMENGINE_VISUALIZERS, scope='mmscnet',
-                       locations=['mmscnet.visualization'])
+MODELS = Registry(
+    'model',
+    parent=MMENGINE_MODELS,
+    scope='mmscnet',
+    locations=['mmscnet.models'])
+HOOKS = Registry(
+    'hook',
+    parent=MMENGINE_HOOKS,
+    scope='mmscnet',
+    locations=['mmscnet.engine.hooks'])
+TRANSFORMS = Registry(
+    'transform',
+    parent=MMENGINE_TRANSFORMS,
+    scope='mmscnet',
+    locations=['mmscnet.datasets.transforms'])
+VISUALIZERS = Registry(
+    'visualizer',
+    parent=MMENGINE_VISUALIZERS,
+    scope='mmscnet',
+    locations=['mmscnet.visualization'])

@@ -9,26 +9,34 @@ import torch
 from mmengine.config import Config
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, os.path.dirname(__file__))  # reference_scnet and other test helpers
-sys.path.insert(0, str(REPO / 'tools'))  # tools/train.py and tools/test.py as modules
+sys.path.insert(
+    0, os.path.dirname(__file__))  # reference_scnet and other test helpers
+sys.path.insert(0, str(REPO /
+                       'tools'))  # tools/train.py and tools/test.py as modules
 sys.path.insert(0, str(REPO / 'tools' / 'analysis_tools'))  # benchmark.py
 sys.path.insert(0, str(REPO / 'tools' / 'deployment'))  # pytorch2onnx.py
-TOY_CONFIG = str(REPO / 'configs/detection/toy/mask-rcnn_scnet50_fpn_toy-coco.py')
+TOY_CONFIG = str(REPO /
+                 'configs/detection/toy/mask-rcnn_scnet50_fpn_toy-coco.py')
 
 
 def pytest_configure(config):
     config.addinivalue_line(
-        'markers', 'downstream: needs a downstream library (mmdet, mmpretrain, ...); the '
-        'compatibility job (tools/compat_env.sh), which installs only torch, mmengine and '
+        'markers',
+        'downstream: needs a downstream library (mmdet, mmpretrain, ...); the '
+        'compatibility job (tools/compat_env.sh), which installs only torch, '
+        'mmengine and '
         'mmcv-lite, deselects these')
     config.addinivalue_line(
-        'markers', 'quick: the unit tier (make test-quick, under 5 minutes on 2 cores): no '
+        'markers',
+        'quick: the unit tier (make test-quick, under 5 minutes on 2 cores): '
+        'no '
         'training through the tools, no subprocess suites')
 
 
 @pytest.fixture(autouse=True)
 def _quiet_and_deterministic():
-    # mmengine logs one line per parameter on init_weights; keep test output readable.
+    # mmengine logs one line per parameter on init_weights; keep test output
+    # readable.
     from mmengine.logging import MMLogger
     logger = MMLogger.get_current_instance()
     level = logger.level
@@ -39,35 +47,46 @@ def _quiet_and_deterministic():
 
 
 def rel_diff(a, b):
-    """max |a - b| / max |b|: the relative max difference the parity items use."""
+    """max |a - b| / max |b|: the relative max difference the parity items use.
+    """
     return ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item()
 
 
 def cfg_options_argv(opts):
     """--cfg-options arguments as a user would type them (tuples as (a,b))."""
+
     def fmt(v):
-        return '(' + ','.join(map(str, v)) + ')' if isinstance(v, tuple) else str(v)
+        return '(' + ','.join(map(str, v)) + ')' if isinstance(
+            v, tuple) else str(v)
+
     return ['--cfg-options'] + [f'{k}={fmt(v)}' for k, v in opts.items()]
 
 
 def run_tool(args):
     """Run a repository tool in a fresh interpreter, as a user would."""
-    return subprocess.run([sys.executable] + args, capture_output=True, text=True, cwd=REPO)
+    return subprocess.run(
+        [sys.executable] + args, capture_output=True, text=True, cwd=REPO)
 
 
 def train_toy_detector(root, work, epochs):
-    """Train the toy Mask R-CNN on the toy set at ``root`` through tools/train.py
+    """Train the toy Mask R-CNN on the toy set at ``root`` through
+    tools/train.py
     (batch 4, no validation); returns the last checkpoint's path."""
-    opts = dict(data_options(TOY_CONFIG, root), **{'train_cfg.max_epochs': epochs,
-                                                   'train_cfg.val_interval': epochs + 1,
-                                                   'train_dataloader.batch_size': 4})
-    out = run_tool(['tools/train.py', TOY_CONFIG, '--work-dir', str(work)] + cfg_options_argv(opts))
+    opts = dict(
+        data_options(TOY_CONFIG, root), **{
+            'train_cfg.max_epochs': epochs,
+            'train_cfg.val_interval': epochs + 1,
+            'train_dataloader.batch_size': 4
+        })
+    out = run_tool(['tools/train.py', TOY_CONFIG, '--work-dir',
+                    str(work)] + cfg_options_argv(opts))
     assert out.returncode == 0, out.stderr[-3000:]
     return str(Path(work) / f'epoch_{epochs}.pth')
 
 
 def dataset_keys(cfg, loader):
-    """Dotted key of the innermost dataset of a dataloader (RepeatDataset etc. unwrapped)."""
+    """Dotted key of the innermost dataset of a dataloader (RepeatDataset etc.
+    unwrapped)."""
     key, ds = f'{loader}.dataset', cfg[loader]['dataset']
     while 'dataset' in ds:
         key, ds = key + '.dataset', ds['dataset']
@@ -83,8 +102,9 @@ def data_options(config, root, scale=(128, 128)):
     from mmscnet.utils.datacheck import model_num_classes
     cfg = Config.fromfile(config)
     opts = {key: len(TOY_CLASSES) for key, _ in model_num_classes(cfg.model)}
-    for loader, split in (('train_dataloader', 'train'), ('val_dataloader', 'val'),
-                          ('test_dataloader', 'val')):
+    for loader, split in (('train_dataloader', 'train'),
+                          ('val_dataloader', 'val'), ('test_dataloader',
+                                                      'val')):
         key, ds = dataset_keys(cfg, loader)
         # In-process loading: worker processes cost more than they save on a
         # few tiny images, and persistent ones outlive each test.

@@ -14,13 +14,23 @@ class DistProbeHook(Hook):
     def __init__(self):
         self.seen = {}
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
+                         outputs=None):
         ids = [int(s.img_id) for s in data_batch['data_samples']]
         self.seen.setdefault(runner.epoch, []).extend(ids)
 
     def after_train(self, runner):
         model = getattr(runner.model, 'module', runner.model)
-        torch.save(dict(world_size=get_world_size(), seen=self.seen,
-                        iters_per_epoch=len(runner.train_dataloader),
-                        params={k: v.detach().clone() for k, v in model.named_parameters()}),
-                   os.path.join(os.environ['PROBE_DIR'], f'rank{get_rank()}.pt'))
+        torch.save(
+            dict(
+                world_size=get_world_size(),
+                seen=self.seen,
+                iters_per_epoch=len(runner.train_dataloader),
+                params={
+                    k: v.detach().clone()
+                    for k, v in model.named_parameters()
+                }),
+            os.path.join(os.environ['PROBE_DIR'], f'rank{get_rank()}.pt'))

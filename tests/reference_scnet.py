@@ -2,7 +2,8 @@
 authors' released key layout. It is the yardstick the parity tests hold
 mmscnet against; it imports nothing from mmscnet or OpenMMLab on purpose.
 
-    T = AvgPool_r(X2);  X' = Up(K2(T));  Y' = K3(X2) * sigmoid(X2 + X');  Y2 = K4(Y')
+    T = AvgPool_r(X2);  X' = Up(K2(T));  Y' = K3(X2) * sigmoid(X2 + X');  Y2 =
+    K4(Y')
 """
 import torch
 import torch.nn as nn
@@ -10,7 +11,10 @@ import torch.nn.functional as F
 
 
 def _conv_bn(cin, cout, stride=1, relu=False):
-    layers = [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)]
+    layers = [
+        nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
+        nn.BatchNorm2d(cout)
+    ]
     return nn.Sequential(*layers, *([nn.ReLU()] if relu else []))
 
 
@@ -23,7 +27,8 @@ class RefSCConv(nn.Module):
         self.k4 = _conv_bn(c, c, stride, relu=True)
 
     def forward(self, x2):
-        x_prime = F.interpolate(self.k2(x2), size=x2.shape[2:])  # Up: nearest, as released
+        x_prime = F.interpolate(
+            self.k2(x2), size=x2.shape[2:])  # Up: nearest, as released
         return self.k4(self.k3(x2) * torch.sigmoid(x2 + x_prime))
 
 
@@ -46,11 +51,17 @@ class RefBlock(nn.Module):
         if stride != 1 or cin != planes * 4:
             if avg_down:
                 self.downsample = nn.Sequential(
-                    nn.AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False),
-                    nn.Conv2d(cin, planes * 4, 1, bias=False), nn.BatchNorm2d(planes * 4))
+                    nn.AvgPool2d(
+                        stride,
+                        stride,
+                        ceil_mode=True,
+                        count_include_pad=False),
+                    nn.Conv2d(cin, planes * 4, 1, bias=False),
+                    nn.BatchNorm2d(planes * 4))
             else:
                 self.downsample = nn.Sequential(
-                    nn.Conv2d(cin, planes * 4, 1, stride, bias=False), nn.BatchNorm2d(planes * 4))
+                    nn.Conv2d(cin, planes * 4, 1, stride, bias=False),
+                    nn.BatchNorm2d(planes * 4))
 
     def forward(self, x):
         y1 = self.k1(F.relu(self.bn1_a(self.conv1_a(x))))
@@ -66,13 +77,18 @@ class RefBlock(nn.Module):
 class RefSCNet(nn.Module):
     """SCNet-50/101 (v1d=False) or SCNet-v1d, returning the four stage maps."""
 
-    def __init__(self, layers=(3, 4, 6, 3), v1d=False, stem_width=32, num_classes=1000):
+    def __init__(self,
+                 layers=(3, 4, 6, 3),
+                 v1d=False,
+                 stem_width=32,
+                 num_classes=1000):
         super().__init__()
         if v1d:
             w = stem_width
             self.conv1 = nn.Sequential(
-                nn.Conv2d(3, w, 3, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(),
-                nn.Conv2d(w, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(),
+                nn.Conv2d(3, w, 3, 2, 1, bias=False), nn.BatchNorm2d(w),
+                nn.ReLU(), nn.Conv2d(w, w, 3, 1, 1, bias=False),
+                nn.BatchNorm2d(w), nn.ReLU(),
                 nn.Conv2d(w, 2 * w, 3, 1, 1, bias=False))
             cin = 2 * w
         else:
@@ -83,7 +99,8 @@ class RefSCNet(nn.Module):
             planes, blocks = 64 * 2**i, []
             for j in range(n):
                 stride = 2 if (i > 0 and j == 0) else 1
-                blocks.append(RefBlock(cin, planes, stride, avd=v1d, avg_down=v1d))
+                blocks.append(
+                    RefBlock(cin, planes, stride, avd=v1d, avg_down=v1d))
                 cin = planes * 4
             setattr(self, f'layer{i + 1}', nn.Sequential(*blocks))
         self.fc = nn.Linear(cin, num_classes)
@@ -97,7 +114,8 @@ class RefSCNet(nn.Module):
         return outs
 
     def forward(self, x):
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.features(x)[-1], 1), 1))
+        return self.fc(
+            torch.flatten(F.adaptive_avg_pool2d(self.features(x)[-1], 1), 1))
 
 
 def calibrate_(model, forward=None, seed=0, shape=(4, 3, 128, 128), batches=3):
@@ -121,18 +139,24 @@ def calibrate_(model, forward=None, seed=0, shape=(4, 3, 128, 128), batches=3):
     on a batch (default: ``model(x)``). Returns the model in eval mode.
     """
     gen = torch.Generator().manual_seed(seed)
-    norms = {n: m for n, m in model.named_modules()
-             if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+    norms = {
+        n: m
+        for n, m in model.named_modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm)
+    }
     with torch.no_grad():
         for name, t in model.named_parameters():
             module = name.rpartition('.')[0]
             if name.endswith('bias'):
                 t.copy_(torch.randn(t.shape, generator=gen) * 0.1)
             elif module in norms:
-                low, high = (0.05, 0.15) if module.endswith('bn3') else (0.75, 1.25)
-                t.copy_(torch.rand(t.shape, generator=gen) * (high - low) + low)
+                low, high = (0.05, 0.15) if module.endswith('bn3') else (0.75,
+                                                                         1.25)
+                t.copy_(
+                    torch.rand(t.shape, generator=gen) * (high - low) + low)
             else:
-                t.copy_(torch.randn(t.shape, generator=gen) * t[0].numel()**-0.5)
+                t.copy_(
+                    torch.randn(t.shape, generator=gen) * t[0].numel()**-0.5)
         momenta = [m.momentum for m in norms.values()]
         for m in norms.values():
             m.reset_running_stats()

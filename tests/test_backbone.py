@@ -23,10 +23,12 @@ def test_scnet50_parameter_count_matches_release():
 def test_scnet50_with_imagenet_head_parameter_count():
     from mmpretrain.registry import MODELS
     classifier = MODELS.build(
-        dict(type='ImageClassifier',
-             backbone=dict(type='mmscnet.SCNet', depth=50),
-             neck=dict(type='GlobalAveragePooling'),
-             head=dict(type='LinearClsHead', num_classes=1000, in_channels=2048)))
+        dict(
+            type='ImageClassifier',
+            backbone=dict(type='mmscnet.SCNet', depth=50),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(
+                type='LinearClsHead', num_classes=1000, in_channels=2048)))
     assert n_params(classifier) == 25_564_584
 
 
@@ -42,12 +44,14 @@ def test_parameter_counts_match_reference(cls, depth, ref_kwargs):
 
 def test_flops_match_authors_figures():
     from mmscnet.utils.analysis import backbone_summary
+
     # Authors' MAdds at 224x224 (with the 2 MFLOP head): 4.0 G, 4.7 G, 7.2 G.
-    for cfg, gflops in ((dict(type='mmscnet.SCNet', depth=50), 4.0),
-                        (dict(type='mmscnet.SCNetV1d', depth=50), 4.7),
+    for cfg, gflops in ((dict(type='mmscnet.SCNet', depth=50),
+                         4.0), (dict(type='mmscnet.SCNetV1d', depth=50), 4.7),
                         (dict(type='mmscnet.SCNet', depth=101), 7.2)):
         summary = backbone_summary(cfg, (224, 224), registry='mmscnet')
-        assert abs(summary['flops'] / 1e9 - gflops) < 0.06, (cfg, summary['flops'])
+        assert abs(summary['flops'] / 1e9 - gflops) < 0.06, (cfg,
+                                                             summary['flops'])
 
 
 # ---------------------------------------------------------------- shapes
@@ -74,7 +78,8 @@ def test_out_indices_selects_stages():
     unsorted.load_state_dict(model.state_dict())
     with torch.no_grad():
         got = unsorted(torch.rand(1, 3, 64, 64))
-    assert [o.shape[1] for o in got] == list(unsorted.out_channels) == [512, 2048]
+    assert [o.shape[1]
+            for o in got] == list(unsorted.out_channels) == [512, 2048]
     assert unsorted.out_indices == (1, 3) and unsorted.out_strides == (8, 32)
 
 
@@ -92,7 +97,9 @@ def test_narrowest_width_that_builds_runs():
     ((1, 2, 2, 1), (1, 1, 1, 2), 16),
 ])
 def test_dilated_mode(strides, dilations, out_stride):
-    model = SCNet(depth=50, strides=strides, dilations=dilations, contract_dilation=True).eval()
+    model = SCNet(
+        depth=50, strides=strides, dilations=dilations,
+        contract_dilation=True).eval()
     outs = model(torch.rand(1, 3, 128, 96))
     assert outs[-1].shape[-2:] == (128 // out_stride, 96 // out_stride)
     assert model.out_strides[-1] == out_stride
@@ -107,14 +114,16 @@ def test_dilated_mode(strides, dilations, out_stride):
 
 def test_v1d_structure():
     model = SCNetV1d(depth=50)
-    assert isinstance(model.conv1, nn.Sequential) and model.conv1[0].out_channels == 32
+    assert isinstance(model.conv1,
+                      nn.Sequential) and model.conv1[0].out_channels == 32
     assert model.conv1[6].out_channels == 64
     assert SCNetV1d(depth=101).conv1[0].out_channels == 64
     # avd only in the first block of stages 2-4; K1/K4 then keep stride 1.
     assert not model.layer1[0].avd
     for i in (2, 3, 4):
         block = getattr(model, f'layer{i}')[0]
-        assert block.avd and block.k1[0].stride == (1, 1) and block.scconv.k4[0].stride == (1, 1)
+        assert block.avd and block.k1[0].stride == (
+            1, 1) and block.scconv.k4[0].stride == (1, 1)
         assert isinstance(block.downsample[0], nn.AvgPool2d)
         assert block.downsample[1].stride == (1, 1)
 
@@ -131,30 +140,43 @@ def test_scnext_groups():
 # ---------------------------------------------------------------- SCConv
 def _manual_scconv(m, x, r, pool, up, identity=True):
     t = pool(x, r, r)
-    x_prime = F.interpolate(m.k2[2](m.k2[1](t)), x.shape[-2:], mode=up,
-                            **({} if up == 'nearest' else dict(align_corners=False)))
+    x_prime = F.interpolate(
+        m.k2[2](m.k2[1](t)),
+        x.shape[-2:],
+        mode=up,
+        **({} if up == 'nearest' else dict(align_corners=False)))
     gate = torch.sigmoid(x + x_prime) if identity else torch.sigmoid(x_prime)
     return m.k4(m.k3(x) * gate)
 
 
 @pytest.mark.parametrize('r', [2, 4, 8])
-@pytest.mark.parametrize('pooling_type,pool', [('avg', F.avg_pool2d), ('max', F.max_pool2d)])
+@pytest.mark.parametrize('pooling_type,pool', [('avg', F.avg_pool2d),
+                                               ('max', F.max_pool2d)])
 @pytest.mark.parametrize('identity', [True, False])
 @pytest.mark.parametrize('up', ['nearest', 'bilinear'])
 def test_scconv_equations(r, pooling_type, pool, identity, up):
-    m = SCConv(8, pooling_r=r, pooling_type=pooling_type, with_identity=identity,
-               upsample_mode=up).eval()
+    m = SCConv(
+        8,
+        pooling_r=r,
+        pooling_type=pooling_type,
+        with_identity=identity,
+        upsample_mode=up).eval()
     x = torch.randn(2, 8, 16, 24)
     with torch.no_grad():
-        assert torch.allclose(m(x), _manual_scconv(m, x, r, pool, up, identity), atol=1e-6)
+        assert torch.allclose(
+            m(x), _manual_scconv(m, x, r, pool, up, identity), atol=1e-6)
 
 
 def test_scconv_knobs_change_the_result():
     torch.manual_seed(0)
     base = SCConv(8).eval()
     x = torch.randn(1, 8, 16, 16)
-    variants = [dict(pooling_r=2), dict(pooling_type='max'), dict(with_identity=False),
-                dict(upsample_mode='bilinear')]
+    variants = [
+        dict(pooling_r=2),
+        dict(pooling_type='max'),
+        dict(with_identity=False),
+        dict(upsample_mode='bilinear')
+    ]
     with torch.no_grad():
         y = base(x)
         for kw in variants:
@@ -163,7 +185,8 @@ def test_scconv_knobs_change_the_result():
             assert not torch.allclose(other(x), y), kw
 
 
-# ---------------------------------------------------------------- small and odd inputs
+# ---------------------------------------------------------------- small and
+# odd inputs
 def test_calibration_pool_matches_released_pool_when_map_is_large_enough():
     x = torch.randn(2, 4, 13, 9)
     assert torch.equal(CalibrationPool(4)(x), nn.AvgPool2d(4, 4)(x))
@@ -176,7 +199,8 @@ def test_calibration_pool_shrinks_window_on_small_maps():
     # 3 rows < r: the whole height is one window; 5 cols >= r: windows of 4.
     assert out.shape == (1, 2, 1, 1)
     assert torch.allclose(out[..., 0, 0], x[..., :3, :4].mean(dim=(-2, -1)))
-    assert CalibrationPool(4, 'max')(torch.randn(1, 1, 1, 1)).shape == (1, 1, 1, 1)
+    assert CalibrationPool(4, 'max')(torch.randn(1, 1, 1,
+                                                 1)).shape == (1, 1, 1, 1)
 
 
 @pytest.mark.parametrize('hw', [(1, 1), (16, 16), (33, 7), (64, 17)])
@@ -190,7 +214,8 @@ def test_tiny_and_odd_images_run(hw):
         assert min(o.shape[-2:]) >= 1
 
 
-# ---------------------------------------------------------------- training behaviour
+# ---------------------------------------------------------------- training
+# behaviour
 def test_frozen_stages():
     model = SCNet(depth=50, frozen_stages=1, norm_eval=False)
     model.train()
@@ -220,7 +245,8 @@ def test_norm_eval_keeps_bn_statistics():
     assert torch.equal(before, model.layer3[0].bn3.running_mean)
     model = SCNet(depth=50, norm_eval=False).train()
     model(torch.rand(2, 3, 64, 64))
-    assert not torch.equal(torch.zeros_like(before), model.layer3[0].bn3.running_mean)
+    assert not torch.equal(
+        torch.zeros_like(before), model.layer3[0].bn3.running_mean)
 
 
 def test_with_cp_gives_same_outputs_and_gradients():
@@ -254,8 +280,11 @@ def test_stacked_conv1_ab_equals_the_two_convs(monkeypatch):
             block.conv1_a.register_forward_pre_hook(lambda *args: None)
     # Which path ran: conv1_a's own forward is called only when apart.
     calls = []
-    monkeypatch.setattr(nn.Conv2d, 'forward',
-                        lambda self, x, _f=nn.Conv2d.forward: calls.append(self) or _f(self, x))
+    monkeypatch.setattr(
+        nn.Conv2d,
+        'forward',
+        lambda self, x, _f=nn.Conv2d.forward: calls.append(self) or _f(
+            self, x))
     x = torch.rand(2, 3, 96, 96, dtype=torch.float64)
     outs = {}
     for name, model in (('stacked', stacked), ('apart', apart)):
@@ -263,7 +292,10 @@ def test_stacked_conv1_ab_equals_the_two_convs(monkeypatch):
         model.train()
         outs[name] = model(x)
         sum(o.square().mean() for o in outs[name]).backward()
-        ran = [b for b in model.modules() if isinstance(b, SCBottleneck) and b.conv1_a in calls]
+        ran = [
+            b for b in model.modules()
+            if isinstance(b, SCBottleneck) and b.conv1_a in calls
+        ]
         assert len(ran) == (0 if name == 'stacked' else 16), name
     for a, b in zip(outs['stacked'], outs['apart']):
         assert rel_diff(a, b) <= 1e-9
@@ -276,18 +308,23 @@ def test_stacked_conv1_ab_equals_the_two_convs(monkeypatch):
     stacked.eval()
     calls.clear()
     nhwc = stacked(x.contiguous(memory_format=torch.channels_last))
-    assert stacked.layer1[0].conv1_a in calls and stacked.layer1[0].conv1_b in calls
+    assert stacked.layer1[0].conv1_a in calls and stacked.layer1[
+        0].conv1_b in calls
     calls.clear()
     nchw = stacked(x)
     assert stacked.layer1[0].conv1_a not in calls
     for a, b in zip(nhwc, nchw):
         assert rel_diff(a.detach(), b.detach()) <= 1e-9
-    # With no gradient recorded (inference) they run apart, as the authors' code.
+    # With no gradient recorded (inference) they run apart, as the authors'
+    # code.
     for context in (torch.no_grad(), torch.inference_mode()):
         calls.clear()
         with context:
             stacked(x)
-        ran = [b for b in stacked.modules() if isinstance(b, SCBottleneck) and b.conv1_a in calls]
+        ran = [
+            b for b in stacked.modules()
+            if isinstance(b, SCBottleneck) and b.conv1_a in calls
+        ]
         assert len(ran) == 16
 
 
@@ -302,7 +339,8 @@ def test_zero_init_residual():
 
 
 def test_group_norm_builds_and_trains():
-    model = SCNet(depth=50, norm_cfg=dict(type='GN', num_groups=32, requires_grad=True))
+    model = SCNet(
+        depth=50, norm_cfg=dict(type='GN', num_groups=32, requires_grad=True))
     assert isinstance(model.layer2[0].scconv.k2[2], nn.GroupNorm)
     assert not any(isinstance(m, _BatchNorm) for m in model.modules())
     model.train()
@@ -324,7 +362,8 @@ def test_deprecated_pretrained_argument(tmp_path):
         model = SCNet(depth=50, pretrained=str(ckpt))
     assert model.init_cfg == dict(type='Pretrained', checkpoint=str(ckpt))
     model.init_weights()
-    assert torch.equal(model.layer4[0].conv3.weight, src.layer4[0].conv3.weight)
+    assert torch.equal(model.layer4[0].conv3.weight,
+                       src.layer4[0].conv3.weight)
 
 
 @pytest.mark.parametrize('form', ['dict', 'list', 'pretrained='])
@@ -338,8 +377,11 @@ def test_zero_init_never_touches_loaded_weights(form, tmp_path):
     path = str(tmp_path / 'weights.pth')
     torch.save(source.state_dict(), path)
     pretrained = dict(type='Pretrained', checkpoint=path)
-    kwargs = {'dict': dict(init_cfg=pretrained), 'list': dict(init_cfg=[pretrained]),
-              'pretrained=': dict(pretrained=path)}[form]
+    kwargs = {
+        'dict': dict(init_cfg=pretrained),
+        'list': dict(init_cfg=[pretrained]),
+        'pretrained=': dict(pretrained=path)
+    }[form]
     model = SCNet(depth=50, zero_init_residual=True, **kwargs)
     model.init_weights()
     bn3s = [m.bn3 for m in model.modules() if isinstance(m, SCBottleneck)]
@@ -348,14 +390,18 @@ def test_zero_init_never_touches_loaded_weights(form, tmp_path):
 
 
 def test_unfit_weights_are_refused_by_the_load_hook(tmp_path):
-    # The pre-hook is registered through torch's public or (torch < 2.5) private
+    # The pre-hook is registered through torch's public or (torch < 2.5)
+    # private
     # name; the compatibility job runs this on the oldest supported torch.
     deeper = SCNet(depth=101).state_dict()
-    with pytest.raises(ValueError, match=r'the checkpoint has 23 blocks in layer3, SCNet-50 has 6'):
+    with pytest.raises(
+            ValueError,
+            match=r'the checkpoint has 23 blocks in layer3, SCNet-50 has 6'):
         SCNet(depth=50).load_state_dict(deeper, strict=False)
     path = tmp_path / 'scnet101.pth'
     torch.save(deeper, path)
-    model = SCNet(depth=50, init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    model = SCNet(
+        depth=50, init_cfg=dict(type='Pretrained', checkpoint=str(path)))
     with pytest.raises(ValueError, match='the weights do not fit SCNet-50'):
         model.init_weights()
     fitting = SCNet(depth=50).state_dict()

@@ -1,4 +1,5 @@
-"""mmengine checkpoints load under weights_only=True; nothing else gets through.
+"""mmengine checkpoints load under weights_only=True; nothing else gets
+through.
 
 Each loader test runs with both mechanisms this torch has: PyTorch's
 weights-only unpickler with safe_globals (torch >= 2.5) and mmscnet's
@@ -19,7 +20,8 @@ from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
 
 from mmscnet.utils.checkpoint_io import load_from_local
 
-MECHANISMS = ['restricted'] + (['torch'] if hasattr(torch.serialization, 'safe_globals') else [])
+MECHANISMS = ['restricted'] + (['torch'] if hasattr(torch.serialization,
+                                                    'safe_globals') else [])
 mechanism = pytest.mark.parametrize('mechanism', MECHANISMS)
 
 
@@ -27,13 +29,35 @@ def _mmengine_like_checkpoint(path):
     hub = MessageHub.get_instance('test_checkpoint_hub')
     hub.update_scalar('train/loss', np.float64(0.5))
     hub.update_scalar('train/lr', 0.01)
-    torch.save({'meta': {'epoch': 1, 'iter': 10, 'seed': np.int64(3),
-                         'dataset_meta': {'classes': ('a', 'b')}},
-                'state_dict': {'w': torch.ones(2)},
-                'message_hub': hub.state_dict(),
-                'optimizer': {'state': {0: {'momentum_buffer': torch.zeros(2)}},
-                              'param_groups': [{'lr': 0.01, 'params': [0]}]},
-                'extra': {'array': np.arange(3, dtype=np.float32)}}, path)
+    torch.save(
+        {
+            'meta': {
+                'epoch': 1,
+                'iter': 10,
+                'seed': np.int64(3),
+                'dataset_meta': {
+                    'classes': ('a', 'b')
+                }
+            },
+            'state_dict': {
+                'w': torch.ones(2)
+            },
+            'message_hub': hub.state_dict(),
+            'optimizer': {
+                'state': {
+                    0: {
+                        'momentum_buffer': torch.zeros(2)
+                    }
+                },
+                'param_groups': [{
+                    'lr': 0.01,
+                    'params': [0]
+                }]
+            },
+            'extra': {
+                'array': np.arange(3, dtype=np.float32)
+            }
+        }, path)
 
 
 def test_plain_torch_load_refuses_mmengine_checkpoint(tmp_path):
@@ -47,9 +71,11 @@ def test_plain_torch_load_refuses_mmengine_checkpoint(tmp_path):
 
 def test_default_mechanism_follows_torch():
     from mmscnet.utils import checkpoint_io
-    expected = 'torch' if hasattr(torch.serialization, 'safe_globals') else 'restricted'
+    expected = 'torch' if hasattr(torch.serialization,
+                                  'safe_globals') else 'restricted'
     assert checkpoint_io._torch_has_safe_globals() == (expected == 'torch')
-    with pytest.raises(ValueError, match="mechanism must be 'torch' or 'restricted'"):
+    with pytest.raises(
+            ValueError, match="mechanism must be 'torch' or 'restricted'"):
         load_from_local(__file__, mechanism='pickle')
 
 
@@ -59,22 +85,28 @@ def test_mmengine_checkpoint_loads(tmp_path, mechanism):
     _mmengine_like_checkpoint(path)
     ckpt = load_from_local(str(path), mechanism=mechanism)
     buf = ckpt['message_hub']['log_scalars']['train/loss']
-    assert isinstance(buf, HistoryBuffer) and buf.current() == 0.5 and buf.mean() == 0.5
-    assert ckpt['meta']['seed'] == 3 and ckpt['meta']['dataset_meta']['classes'] == ('a', 'b')
+    assert isinstance(
+        buf, HistoryBuffer) and buf.current() == 0.5 and buf.mean() == 0.5
+    assert ckpt['meta']['seed'] == 3 and ckpt['meta']['dataset_meta'][
+        'classes'] == ('a', 'b')
     assert torch.equal(ckpt['state_dict']['w'], torch.ones(2))
-    np.testing.assert_array_equal(ckpt['extra']['array'], np.arange(3, dtype=np.float32))
+    np.testing.assert_array_equal(ckpt['extra']['array'],
+                                  np.arange(3, dtype=np.float32))
 
 
 def test_mmengine_checkpoint_loads_through_mmengine(tmp_path):
     import mmscnet  # noqa: F401  (registers the loader)
     path = tmp_path / 'c.pth'
     _mmengine_like_checkpoint(path)
-    assert CheckpointLoader._get_checkpoint_loader(str(path)) is load_from_local
+    assert CheckpointLoader._get_checkpoint_loader(
+        str(path)) is load_from_local
     ckpt = _load_checkpoint(str(path), map_location='cpu')
     buf = ckpt['message_hub']['log_scalars']['train/loss']
-    assert isinstance(buf, HistoryBuffer) and buf.current() == 0.5 and buf.mean() == 0.5
+    assert isinstance(
+        buf, HistoryBuffer) and buf.current() == 0.5 and buf.mean() == 0.5
     assert ckpt['meta']['seed'] == 3
-    np.testing.assert_array_equal(ckpt['extra']['array'], np.arange(3, dtype=np.float32))
+    np.testing.assert_array_equal(ckpt['extra']['array'],
+                                  np.arange(3, dtype=np.float32))
 
 
 @mechanism
@@ -82,12 +114,15 @@ def test_allowlist_is_scoped_to_the_load(tmp_path, mechanism):
     path = tmp_path / 'c.pth'
     _mmengine_like_checkpoint(path)
     load_from_local(str(path), mechanism=mechanism)
-    with pytest.raises(pickle.UnpicklingError):  # no global change to torch.load
+    with pytest.raises(
+            pickle.UnpicklingError):  # no global change to torch.load
         torch.load(path, weights_only=True)
 
 
 def _pickle_with_getattr(tmp_path, target, name):
+
     class Evil:
+
         def __reduce__(self):
             return (builtins.getattr, (target, name))
 
@@ -98,52 +133,72 @@ def _pickle_with_getattr(tmp_path, target, name):
 
 @mechanism
 def test_getattr_is_restricted_to_history_buffer_methods(tmp_path, mechanism):
-    ok = load_from_local(_pickle_with_getattr(tmp_path, HistoryBuffer, 'mean'), mechanism=mechanism)
+    ok = load_from_local(
+        _pickle_with_getattr(tmp_path, HistoryBuffer, 'mean'),
+        mechanism=mechanism)
     assert ok['x'] is HistoryBuffer.mean
-    for target, name in ((HistoryBuffer, '__init__'), (HistoryBuffer, '__reduce_ex__'),
-                         (np.ndarray, 'tofile')):
+    for target, name in ((HistoryBuffer, '__init__'),
+                         (HistoryBuffer, '__reduce_ex__'), (np.ndarray,
+                                                            'tofile')):
         with pytest.raises(ValueError, match='cannot load checkpoint'):
-            load_from_local(_pickle_with_getattr(tmp_path, target, name), mechanism=mechanism)
+            load_from_local(
+                _pickle_with_getattr(tmp_path, target, name),
+                mechanism=mechanism)
 
 
 @mechanism
 def test_unknown_class_is_refused(tmp_path, mechanism):
     path = tmp_path / 'cls.pth'
     torch.save({'x': MessageHub}, path)
-    with pytest.raises(ValueError, match='objects outside the allowed checkpoint types'):
+    with pytest.raises(
+            ValueError, match='objects outside the allowed checkpoint types'):
         load_from_local(str(path), mechanism=mechanism)
 
 
 class _Payload:
-    """Unpickling it would run `touch marker`: the file shows whether it ran."""
+    """Unpickling it would run `touch marker`: the file shows whether it ran.
+    """
 
     def __init__(self, marker):
         self.marker = marker
 
     def __reduce__(self):
-        return (os.system, (f'touch {self.marker}',))
+        return (os.system, (f'touch {self.marker}', ))
 
 
 @mechanism
 @pytest.mark.parametrize('legacy_format', [False, True])
-def test_code_payload_is_refused_before_it_runs(tmp_path, mechanism, legacy_format):
+def test_code_payload_is_refused_before_it_runs(tmp_path, mechanism,
+                                                legacy_format):
     marker = tmp_path / 'ran'
 
     path = tmp_path / 'evil.pth'
-    torch.save({'state_dict': {'w': torch.ones(1)}, 'x': _Payload(marker)}, path,
+    torch.save({
+        'state_dict': {
+            'w': torch.ones(1)
+        },
+        'x': _Payload(marker)
+    },
+               path,
                _use_new_zipfile_serialization=not legacy_format)
-    with pytest.raises(ValueError, match='objects outside the allowed checkpoint types'):
+    with pytest.raises(
+            ValueError, match='objects outside the allowed checkpoint types'):
         load_from_local(str(path), mechanism=mechanism)
     assert not marker.exists()
     # The same file without the payload loads in both formats.
-    torch.save({'state_dict': {'w': torch.ones(1)}}, path,
+    torch.save({'state_dict': {
+        'w': torch.ones(1)
+    }},
+               path,
                _use_new_zipfile_serialization=not legacy_format)
-    assert torch.equal(load_from_local(str(path), mechanism=mechanism)['state_dict']['w'],
-                       torch.ones(1))
+    assert torch.equal(
+        load_from_local(str(path), mechanism=mechanism)['state_dict']['w'],
+        torch.ones(1))
 
 
 def test_missing_file():
-    with pytest.raises(FileNotFoundError, match='checkpoint not found: /no/such.pth'):
+    with pytest.raises(
+            FileNotFoundError, match='checkpoint not found: /no/such.pth'):
         load_from_local('/no/such.pth')
 
 
@@ -152,23 +207,31 @@ def _runner(work_dir, max_epochs, **kwargs):
     from mmengine.runner import Runner
 
     class Tiny(BaseModel):
+
         def __init__(self):
             super().__init__()
             self.fc = torch.nn.Linear(4, 1)
 
         def forward(self, inputs, data_samples=None, mode='tensor'):
-            out = self.fc(torch.stack(inputs) if isinstance(inputs, list) else inputs)
+            out = self.fc(
+                torch.stack(inputs) if isinstance(inputs, list) else inputs)
             return {'loss': out.pow(2).mean()} if mode == 'loss' else out
 
     data = [dict(inputs=torch.randn(4)) for _ in range(8)]
-    return Runner(model=Tiny(), work_dir=str(work_dir),
-                  train_dataloader=dict(dataset=data, batch_size=4,
-                                        sampler=dict(type='DefaultSampler', shuffle=False),
-                                        collate_fn=dict(type='default_collate')),
-                  optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9)),
-                  train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
-                  default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1)),
-                  default_scope='mmengine', experiment_name=f'tiny-{uuid.uuid4().hex}', **kwargs)
+    return Runner(
+        model=Tiny(),
+        work_dir=str(work_dir),
+        train_dataloader=dict(
+            dataset=data,
+            batch_size=4,
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            collate_fn=dict(type='default_collate')),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9)),
+        train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1)),
+        default_scope='mmengine',
+        experiment_name=f'tiny-{uuid.uuid4().hex}',
+        **kwargs)
 
 
 def test_runner_resume_and_load_from_go_through_the_loader(tmp_path):
@@ -180,12 +243,15 @@ def test_runner_resume_and_load_from_go_through_the_loader(tmp_path):
     first = _runner(tmp_path / 'a', max_epochs=2)
     first.train()
     ckpt = tmp_path / 'a' / 'epoch_2.pth'
-    assert CheckpointLoader._get_checkpoint_loader(str(ckpt)) is load_from_local
+    assert CheckpointLoader._get_checkpoint_loader(
+        str(ckpt)) is load_from_local
     saved = torch.load(ckpt, weights_only=False)
-    second = _runner(tmp_path / 'a', max_epochs=3, resume=True, load_from=str(ckpt))
+    second = _runner(
+        tmp_path / 'a', max_epochs=3, resume=True, load_from=str(ckpt))
     second.train()
     assert second.epoch == 3 and second.iter == 6
-    assert isinstance(second.message_hub.get_scalar('train/loss'), HistoryBuffer)
+    assert isinstance(
+        second.message_hub.get_scalar('train/loss'), HistoryBuffer)
     assert saved['meta']['epoch'] == 2 and saved['meta']['iter'] == 4
 
     marker = tmp_path / 'ran'
@@ -194,6 +260,7 @@ def test_runner_resume_and_load_from_go_through_the_loader(tmp_path):
     evil = tmp_path / 'evil.pth'
     torch.save(saved, evil)
     third = _runner(tmp_path / 'b', max_epochs=3, load_from=str(evil))
-    with pytest.raises(ValueError, match='objects outside the allowed checkpoint types'):
+    with pytest.raises(
+            ValueError, match='objects outside the allowed checkpoint types'):
         third.train()
     assert not marker.exists()

@@ -1,25 +1,26 @@
-"""Deploy mode (BN folded into convs, channels_last, bf16), ONNX export and the benchmark tool."""
+"""Deploy mode (BN folded into convs, channels_last, bf16), ONNX export and the
+benchmark tool."""
 import copy
 import pickle
+import test as test_tool  # noqa: E402
 
 import numpy as np
 import pytest
 import torch
-from conftest import (REPO, TOY_CONFIG, cfg_options_argv, data_options, rel_diff,
-                      train_toy_detector)
+from conftest import (REPO, TOY_CONFIG, cfg_options_argv, data_options,
+                      rel_diff, train_toy_detector)
 from reference_scnet import calibrate_
 
 from mmscnet.deploy import optimize, unfused_batchnorms
 from mmscnet.models import SCNet, SCNetV1d
 from mmscnet.testing.toy_data import generate_toy_coco
 
-import test as test_tool  # noqa: E402
-
 CLS_CONFIG = str(REPO / 'configs/classification/scnet50_8xb32_in1k.py')
 
 
 def randomize_bn(model, seed=0):
-    """BN statistics and affine terms far from their init, so folding them matters."""
+    """BN statistics and affine terms far from their init, so folding them
+    matters."""
     g = torch.Generator().manual_seed(seed)
     for m in model.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
@@ -31,8 +32,9 @@ def randomize_bn(model, seed=0):
     return model
 
 
-@pytest.mark.parametrize('cls,depth', [(SCNet, 50), (SCNet, 101), (SCNetV1d, 50)],
-                         ids=['scnet50', 'scnet101', 'scnet50-v1d'])
+@pytest.mark.parametrize(
+    'cls,depth', [(SCNet, 50), (SCNet, 101), (SCNetV1d, 50)],
+    ids=['scnet50', 'scnet101', 'scnet50-v1d'])
 def test_fused_fp32_equals_unfused(cls, depth):
     # BN statistics measured from data (far from 0 and 1, so folding them
     # matters), activations O(1) as in a trained network: see calibrate_.
@@ -41,19 +43,26 @@ def test_fused_fp32_equals_unfused(cls, depth):
     with torch.no_grad():
         ref = model(x)
     fused = optimize(copy.deepcopy(model))
-    assert unfused_batchnorms(fused) == []  # stem (v1d deep stem too), K1..K4, conv1_a/b, conv3, shortcut
-    assert fused.conv1.weight.is_contiguous(memory_format=torch.channels_last) if depth == 50 and \
-        cls is SCNet else True
+    assert unfused_batchnorms(fused) == [
+    ]  # stem (v1d deep stem too), K1..K4, conv1_a/b, conv3, shortcut
+    if depth == 50 and cls is SCNet:
+        assert fused.conv1.weight.is_contiguous(
+            memory_format=torch.channels_last)
     with torch.no_grad():
         out = fused(x)
     worst = max(rel_diff(a, b) for a, b in zip(out, ref))
-    print(f'[parity] {cls.__name__}-{depth} BN folded into the convs: worst rel diff '
-          f'{worst:.2e} ({torch.get_num_threads()} threads)')
+    print(
+        f'[parity] {cls.__name__}-{depth} BN folded into the convs: worst rel '
+        'diff '
+        f'{worst:.2e} ({torch.get_num_threads()} threads)')
     assert worst <= 1e-5
-    with pytest.raises(RuntimeError, match='optimized for deployment .* cannot be trained'):
+    with pytest.raises(
+            RuntimeError,
+            match='optimized for deployment .* cannot be trained'):
         fused.train()
     fused.eval()  # still allowed
-    with pytest.raises(ValueError, match=r"precision must be one of \('fp32', 'bf16'\)"):
+    with pytest.raises(
+            ValueError, match=r"precision must be one of \('fp32', 'bf16'\)"):
         optimize(cls(depth=depth), 'fp16')
 
 
@@ -64,12 +73,19 @@ def test_compiled_deploy_equals_deploy_across_shapes(monkeypatch):
     Python-side shape logic the compiled graph must guard on."""
     import torch._inductor.freezing as freezing
     frozen = []
-    monkeypatch.setattr(freezing, 'freeze',
-                        lambda *a, _f=freezing.freeze, **k: frozen.append(1) or _f(*a, **k))
+    monkeypatch.setattr(
+        freezing,
+        'freeze',
+        lambda *a, _f=freezing.freeze, **k: frozen.append(1) or _f(*a, **k))
     # Two stages keep the two compiles short (the CI machine has 2 cores);
     # tools/test.py --deploy --compile below compiles a whole SCNet-50.
-    model = randomize_bn(SCNet(depth=50, num_stages=2, strides=(1, 2), dilations=(1, 1),
-                               out_indices=(0, 1))).eval()
+    model = randomize_bn(
+        SCNet(
+            depth=50,
+            num_stages=2,
+            strides=(1, 2),
+            dilations=(1, 1),
+            out_indices=(0, 1))).eval()
     eager = optimize(copy.deepcopy(model))
     compiled = optimize(copy.deepcopy(model), compile=True)
     assert compiled._mmscnet_deployed == 'fp32+compile'
@@ -101,7 +117,8 @@ def test_channels_last_scnet_computes_the_same():
 
 def test_channels_last_scnet_in_a_detector_predicts_the_same_and_trains():
     from mmscnet.utils import benchmark as bm
-    _, det, _ = bm.build_config_pair(TOY_CONFIG, {'model.test_cfg.rcnn.score_thr': 0.0})
+    _, det, _ = bm.build_config_pair(TOY_CONFIG,
+                                     {'model.test_cfg.rcnn.score_thr': 0.0})
     randomize_bn(det.backbone)
     det.eval()
     det_cl = copy.deepcopy(det)
@@ -113,8 +130,12 @@ def test_channels_last_scnet_in_a_detector_predicts_the_same_and_trains():
     for a, b in zip(out, ref):  # RoIAlign and the heads see the same features
         k = min(5, len(b.pred_instances))
         assert k > 0
-        assert torch.allclose(a.pred_instances.scores[:k], b.pred_instances.scores[:k], atol=1e-4)
-    bm.whole_model_cases('mmdet', det_cl, 2, (64, 96), 'fp32', train=True)['train']()
+        assert torch.allclose(
+            a.pred_instances.scores[:k],
+            b.pred_instances.scores[:k],
+            atol=1e-4)
+    bm.whole_model_cases(
+        'mmdet', det_cl, 2, (64, 96), 'fp32', train=True)['train']()
 
 
 def test_bf16_deploy_classifier_keeps_the_class():
@@ -146,25 +167,36 @@ def test_bf16_deploy_classifier_keeps_the_class():
 def toy_run(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('toy_coco'))
     generate_toy_coco(root, num_train=8, num_val=4, image_size=(128, 128))
-    return root, train_toy_detector(root, tmp_path_factory.mktemp('work'), epochs=2)
+    return root, train_toy_detector(
+        root, tmp_path_factory.mktemp('work'), epochs=2)
 
 
 def test_tools_test_deploy_matches_plain(toy_run, tmp_path):
     root, ckpt = toy_run
-    opts = cfg_options_argv(dict(data_options(TOY_CONFIG, root),
-                                 **{'model.test_cfg.rcnn.score_thr': 0.0}))
+    opts = cfg_options_argv(
+        dict(
+            data_options(TOY_CONFIG, root),
+            **{'model.test_cfg.rcnn.score_thr': 0.0}))
     runs = {}
     for mode in (None, 'fp32', 'bf16', 'compile'):
         out = tmp_path / f'{mode}.pkl'
-        argv = [TOY_CONFIG, ckpt, '--work-dir', str(tmp_path / str(mode)), '--out', str(out)]
-        argv += {None: [], 'compile': ['--deploy', '--compile']}.get(mode, ['--deploy', mode])
+        argv = [
+            TOY_CONFIG, ckpt, '--work-dir',
+            str(tmp_path / str(mode)), '--out',
+            str(out)
+        ]
+        argv += {
+            None: [],
+            'compile': ['--deploy', '--compile']
+        }.get(mode, ['--deploy', mode])
         metrics = test_tool.main(argv + opts)
         with open(out, 'rb') as f:
             runs[mode] = (metrics, pickle.load(f))
     plain_metrics, plain = runs[None]
     for mode, tol in (('fp32', 1e-3), ('bf16', 5e-2), ('compile', 1e-3)):
         metrics, preds = runs[mode]
-        assert abs(metrics['coco/bbox_mAP'] - plain_metrics['coco/bbox_mAP']) <= 0.01
+        assert abs(metrics['coco/bbox_mAP'] -
+                   plain_metrics['coco/bbox_mAP']) <= 0.01
         for p, q in zip(preds, plain):
             s, t = p['pred_instances']['scores'], q['pred_instances']['scores']
             # The best detections of each image agree (order and scores).
@@ -173,42 +205,56 @@ def test_tools_test_deploy_matches_plain(toy_run, tmp_path):
             assert torch.allclose(s[:k], t[:k], atol=tol), (mode, s[:k], t[:k])
     # The fp32 deploy run really folded the BNs (its log says so).
     log = next((tmp_path / 'fp32').glob('*/*.log')).read_text()
-    assert 'deploy mode (fp32): BatchNorm folded into the convs, channels_last' in log
+    assert ('deploy mode (fp32): BatchNorm folded into the convs, '
+            'channels_last') in log
     log = next((tmp_path / 'compile').glob('*/*.log')).read_text()
     assert 'channels_last; backbone compiled (inductor, frozen weights)' in log
-    with pytest.raises(ValueError, match='--compile compiles the deployed backbone: give '
-                       '--deploy too'):
+    with pytest.raises(
+            ValueError,
+            match='--compile compiles the deployed backbone: give '
+            '--deploy too'):
         test_tool.main([TOY_CONFIG, ckpt, '--compile'] + opts)
 
 
 def test_onnx_backbone_and_classifier_match_pytorch(tmp_path):
     import pytorch2onnx
-    res = pytorch2onnx.main(['--type', 'mmscnet.SCNet', '--depth', '50', '--out',
-                             str(tmp_path / 'scnet50.onnx'), '--shape', '128', '96',
-                             '--repeat', '1'])
+    res = pytorch2onnx.main([
+        '--type', 'mmscnet.SCNet', '--depth', '50', '--out',
+        str(tmp_path / 'scnet50.onnx'), '--shape', '128', '96', '--repeat', '1'
+    ])
     assert len(res) == 2  # two input sizes on one dynamic export
     for r in res.values():
         assert r['max_rel_diff'] < 1e-4
-    res = pytorch2onnx.main(['--config', CLS_CONFIG, '--out', str(tmp_path / 'cls.onnx'),
-                             '--shape', '96', '96', '--batch-size', '2', '--repeat', '1'])
+    res = pytorch2onnx.main([
+        '--config', CLS_CONFIG, '--out',
+        str(tmp_path / 'cls.onnx'), '--shape', '96', '96', '--batch-size', '2',
+        '--repeat', '1'
+    ])
     assert sorted(res) == [(2, 96, 96), (3, 128, 64)]
     for r in res.values():
         assert r['max_rel_diff'] < 1e-4
     with pytest.raises(SystemExit):  # never overwrites without --overwrite
         pytorch2onnx.main(['--out', str(tmp_path / 'cls.onnx')])
-    with pytest.raises(ValueError, match='only mmpretrain classifiers export whole'):
-        pytorch2onnx.main(['--config', TOY_CONFIG, '--out', str(tmp_path / 'det.onnx')])
+    with pytest.raises(
+            ValueError, match='only mmpretrain classifiers export whole'):
+        pytorch2onnx.main(
+            ['--config', TOY_CONFIG, '--out',
+             str(tmp_path / 'det.onnx')])
 
 
 def test_benchmark_smoke(tmp_path):
     import benchmark
-    out = benchmark.main(['--batch-size', '2', '--shape', '64', '64', '--repeat', '1',
-                          '--warmup', '0', '--no-onnx', '--precisions', 'fp32', 'bf16',
-                          '--channels-last', '--json', str(tmp_path / 'b.json')])
+    out = benchmark.main([
+        '--batch-size', '2', '--shape', '64', '64', '--repeat', '1',
+        '--warmup', '0', '--no-onnx', '--precisions', 'fp32', 'bf16',
+        '--channels-last', '--json',
+        str(tmp_path / 'b.json')
+    ])
     names = set(out['stats'])
-    for case in ('train fp32 SCNet-50', 'train fp32 ResNet-50', 'infer bf16 SCNet-50',
-                 'deploy fp32 SCNet-50', 'deploy bf16 SCNet-50',
-                 'train fp32 SCNet-50 channels_last', 'infer fp32 ResNet-50 channels_last'):
+    for case in ('train fp32 SCNet-50', 'train fp32 ResNet-50',
+                 'infer bf16 SCNet-50', 'deploy fp32 SCNet-50',
+                 'deploy bf16 SCNet-50', 'train fp32 SCNet-50 channels_last',
+                 'infer fp32 ResNet-50 channels_last'):
         assert case in names
     assert 'train fp32 SCNet-50 / train fp32 ResNet-50' in out['ratios']
     mem = out['memory']
@@ -219,8 +265,12 @@ def test_benchmark_smoke(tmp_path):
     with pytest.raises(SystemExit):  # --compile is a backbone row only
         benchmark.main(['--compile', '--config', TOY_CONFIG])
     # Whole-model mode on a detector config.
-    out = benchmark.main(['--config', TOY_CONFIG, '--shape', '64', '64', '--batch-size', '2',
-                          '--repeat', '1', '--warmup', '0', '--precisions', 'fp32'])
-    assert set(out['stats']) == {'inference fp32 SCNet', 'train fp32 SCNet',
-                                 'inference fp32 ResNet', 'train fp32 ResNet'}
+    out = benchmark.main([
+        '--config', TOY_CONFIG, '--shape', '64', '64', '--batch-size', '2',
+        '--repeat', '1', '--warmup', '0', '--precisions', 'fp32'
+    ])
+    assert set(out['stats']) == {
+        'inference fp32 SCNet', 'train fp32 SCNet', 'inference fp32 ResNet',
+        'train fp32 ResNet'
+    }
     assert np.isfinite(list(out['ratios'].values())).all()

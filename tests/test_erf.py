@@ -1,4 +1,5 @@
-"""Effective receptive field: mmscnet.utils.analysis and tools/analysis_tools/erf.py."""
+"""Effective receptive field: mmscnet.utils.analysis and
+tools/analysis_tools/erf.py."""
 import re
 
 import cv2
@@ -12,8 +13,10 @@ from mmscnet.utils.analysis import effective_receptive_field, mass_radius
 
 def conv_stack(dilation):
     torch.manual_seed(0)
-    return nn.Sequential(*[nn.Conv2d(1, 1, 3, padding=dilation, dilation=dilation)
-                           for _ in range(3)])
+    return nn.Sequential(*[
+        nn.Conv2d(1, 1, 3, padding=dilation, dilation=dilation)
+        for _ in range(3)
+    ])
 
 
 def test_erf_is_normalised_and_ranks_known_receptive_fields():
@@ -23,7 +26,8 @@ def test_erf_is_normalised_and_ranks_known_receptive_fields():
     for erf in (plain, dilated):
         assert erf.shape == (33, 33) and (erf >= 0).all()
         assert erf.sum().item() == pytest.approx(1.0)
-    # Three 3x3 convs see 3 pixels each way; with dilation 2, 6: nothing beyond.
+    # Three 3x3 convs see 3 pixels each way; with dilation 2, 6: nothing
+    # beyond.
     assert mass_radius(plain, 1.0) == 3 and mass_radius(dilated, 1.0) == 6
     assert mass_radius(dilated, 0.9) > mass_radius(plain, 0.9)
     assert mass_radius(dilated, 0.5) >= mass_radius(plain, 0.5)
@@ -40,33 +44,54 @@ def test_mass_radius_of_a_point_and_a_square():
 
 def test_erf_refuses_a_constant_output():
     with pytest.raises(ValueError, match='does not depend on the input'):
-        effective_receptive_field(lambda x: torch.zeros(1, 1, 3, 3) + 0 * x.sum(),
-                                  torch.randn(1, 1, 8, 8))
+        effective_receptive_field(
+            lambda x: torch.zeros(1, 1, 3, 3) + 0 * x.sum(),
+            torch.randn(1, 1, 8, 8))
 
 
 def test_erf_tool_random_and_checkpoint(tmp_path):
     from mmscnet.models import SCNet
     ckpt = tmp_path / 'toy_detector.pth'
-    torch.save({'state_dict': {'backbone.' + k: v for k, v in SCNet(depth=50).state_dict().items()}},
-               ckpt)
+    torch.save(
+        {
+            'state_dict': {
+                'backbone.' + k: v
+                for k, v in SCNet(depth=50).state_dict().items()
+            }
+        }, ckpt)
     photos = tmp_path / 'photos'
     photos.mkdir()
-    cv2.imwrite(str(photos / 'a.png'), (torch.rand(80, 50, 3) * 255).byte().numpy())
+    cv2.imwrite(
+        str(photos / 'a.png'), (torch.rand(80, 50, 3) * 255).byte().numpy())
     out = tmp_path / 'erf.png'
-    res = run_tool(['tools/analysis_tools/erf.py', '--size', '64', '--num-images', '1',
-                    '--stage', '3', '--scnet-checkpoint', str(ckpt), '--images', str(photos),
-                    '--out', str(out)])
+    res = run_tool([
+        'tools/analysis_tools/erf.py', '--size', '64', '--num-images', '1',
+        '--stage', '3', '--scnet-checkpoint',
+        str(ckpt), '--images',
+        str(photos), '--out',
+        str(out)
+    ])
     assert res.returncode == 0, res.stderr[-2000:]
-    lines = re.findall(r'^(SCNet|ResNet)-50 stage 3 \((.*)\): 50% of the ERF within (\d+) px '
-                       r'of the centre, 90% within (\d+) px', res.stdout, re.M)
+    lines = re.findall(
+        r'^(SCNet|ResNet)-50 stage 3 \((.*)\): 50% of the ERF within (\d+) px '
+        r'of the centre, 90% within (\d+) px', res.stdout, re.M)
     assert [(n, w) for n, w, _, _ in lines] == [('SCNet', 'toy_detector.pth'),
                                                 ('ResNet', 'random init')]
     assert all(int(r50) <= int(r90) <= 32 for _, _, r50, r90 in lines)
     assert cv2.imread(str(out)).shape[:2] == (520, 1000)
-    # A checkpoint that does not fill the backbone is refused, not drawn as random weights.
-    res = run_tool(['tools/analysis_tools/erf.py', '--size', '64', '--num-images', '1',
-                    '--resnet-checkpoint', str(ckpt), '--out', str(tmp_path / 'x.png')])
-    assert res.returncode == 2 and 'does not fill the ResNet-50 backbone' in res.stderr
-    res = run_tool(['tools/analysis_tools/erf.py', '--images', str(tmp_path / 'none'),
-                    '--out', str(tmp_path / 'x.png')])
+    # A checkpoint that does not fill the backbone is refused, not drawn as
+    # random weights.
+    res = run_tool([
+        'tools/analysis_tools/erf.py', '--size', '64', '--num-images', '1',
+        '--resnet-checkpoint',
+        str(ckpt), '--out',
+        str(tmp_path / 'x.png')
+    ])
+    assert res.returncode == 2
+    assert 'does not fill the ResNet-50 backbone' in res.stderr
+    res = run_tool([
+        'tools/analysis_tools/erf.py', '--images',
+        str(tmp_path / 'none'), '--out',
+        str(tmp_path / 'x.png')
+    ])
     assert res.returncode != 0 and 'no .jpg/.jpeg/.png images in' in res.stderr

@@ -1,39 +1,62 @@
-"""Bad arguments and inputs raise errors that name the argument and the accepted values."""
+"""Bad arguments and inputs raise errors that name the argument and the
+accepted values."""
 import pytest
 import torch
 
 from mmscnet.models import SCConv, SCNet, SCNetV1d
 
 
-@pytest.mark.parametrize('kwargs,match', [
-    (dict(depth=34), r'depth must be one of \(50, 101, 152\), got 34'),
-    (dict(depth=50, out_indices=(0, 4)), r'out_indices .*within \[0, 3\].*got \(0, 4\)'),
-    (dict(depth=50, out_indices=(-1, )), r'out_indices'),
-    (dict(depth=50, out_indices=()), r'out_indices must be non-empty'),
-    (dict(depth=50, num_stages=2, out_indices=(0, 1, 2), strides=(1, 2), dilations=(1, 1)),
-     r'within \[0, 1\]'),
-    (dict(depth=50, frozen_stages=5), r'frozen_stages must be in \[-1, 4\], got 5'),
-    (dict(depth=50, frozen_stages=-2), r'frozen_stages must be in \[-1, 4\], got -2'),
-    (dict(depth=50, num_stages=5), r'num_stages must be in \[1, 4\]'),
-    (dict(depth=50, pooling_r=0), r'pooling_r must be an integer >= 1, got 0'),
-    (dict(depth=50, pooling_r=2.5), r'pooling_r must be an integer >= 1, got 2.5'),
-    (dict(depth=50, pooling_type='median'), r"pooling_type must be one of \('avg', 'max'\)"),
-    (dict(depth=50, upsample_mode='bicubic'),
-     r"upsample_mode must be one of \('nearest', 'bilinear'\), got 'bicubic'"),
-    (dict(depth=50, strides=(1, 2, 2)), r'strides must have num_stages=4 entries, got 3'),
-    (dict(depth=50, dilations=(1, 1, 2, 4, 8)), r'dilations must have num_stages=4 entries'),
-    (dict(depth=50, style='caffe'), r"style must be one of \('pytorch',\)"),
-    (dict(depth=50, out_indices=(1, 1)), r'out_indices must not repeat a stage, got \(1, 1\)'),
-    # Branches of int(planes * base_width / 64) * groups channels: 0 here.
-    (dict(depth=50, base_channels=1), r'base_channels=1, base_width=32, groups=1 give SCNet-50 '
-     r'branches of 0 channels in layer1 .*raise base_channels or base_width'),
-    (dict(depth=50, base_channels=32, base_width=1),
-     r'base_channels=32, base_width=1, groups=1 give .*0 channels'),
-    (dict(depth=50, base_width=0), r'base_width must be an integer >= 1, got 0'),
-    (dict(depth=50, groups=0), r'groups must be an integer >= 1, got 0'),
-    (dict(depth=50, base_channels=0), r'base_channels must be an integer >= 1, got 0'),
-    (dict(depth=50, deep_stem=True, stem_channels=1), r'deep_stem needs stem_channels >= 2'),
-])
+@pytest.mark.parametrize(
+    'kwargs,match',
+    [
+        (dict(depth=34), r'depth must be one of \(50, 101, 152\), got 34'),
+        (dict(depth=50, out_indices=(0, 4)),
+         r'out_indices .*within \[0, 3\].*got \(0, 4\)'),
+        (dict(depth=50, out_indices=(-1, )), r'out_indices'),
+        (dict(depth=50, out_indices=()), r'out_indices must be non-empty'),
+        (dict(
+            depth=50,
+            num_stages=2,
+            out_indices=(0, 1, 2),
+            strides=(1, 2),
+            dilations=(1, 1)), r'within \[0, 1\]'),
+        (dict(depth=50,
+              frozen_stages=5), r'frozen_stages must be in \[-1, 4\], got 5'),
+        (dict(depth=50, frozen_stages=-2),
+         r'frozen_stages must be in \[-1, 4\], got -2'),
+        (dict(depth=50, num_stages=5), r'num_stages must be in \[1, 4\]'),
+        (dict(depth=50,
+              pooling_r=0), r'pooling_r must be an integer >= 1, got 0'),
+        (dict(depth=50,
+              pooling_r=2.5), r'pooling_r must be an integer >= 1, got 2.5'),
+        (dict(depth=50, pooling_type='median'),
+         r"pooling_type must be one of \('avg', 'max'\)"),
+        (dict(depth=50, upsample_mode='bicubic'),
+         r"upsample_mode must be one of \('nearest', 'bilinear'\), got "
+         r"'bicubic'"),
+        (dict(depth=50, strides=(1, 2, 2)),
+         r'strides must have num_stages=4 entries, got 3'),
+        (dict(depth=50, dilations=(1, 1, 2, 4, 8)),
+         r'dilations must have num_stages=4 entries'),
+        (dict(depth=50,
+              style='caffe'), r"style must be one of \('pytorch',\)"),
+        (dict(depth=50, out_indices=(1, 1)),
+         r'out_indices must not repeat a stage, got \(1, 1\)'),
+        # Branches of int(planes * base_width / 64) * groups channels: 0 here.
+        (dict(depth=50, base_channels=1),
+         r'base_channels=1, base_width=32, groups=1 give SCNet-50 '
+         r'branches of 0 channels in layer1 .*raise base_channels or '
+         r'base_width'),
+        (dict(depth=50, base_channels=32, base_width=1),
+         r'base_channels=32, base_width=1, groups=1 give .*0 channels'),
+        (dict(depth=50,
+              base_width=0), r'base_width must be an integer >= 1, got 0'),
+        (dict(depth=50, groups=0), r'groups must be an integer >= 1, got 0'),
+        (dict(depth=50, base_channels=0),
+         r'base_channels must be an integer >= 1, got 0'),
+        (dict(depth=50, deep_stem=True,
+              stem_channels=1), r'deep_stem needs stem_channels >= 2'),
+    ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         SCNet(**kwargs)
@@ -52,14 +75,21 @@ def test_v1d_refuses_turning_off_its_parts():
 
 
 def test_pretrained_and_init_cfg_together():
-    with pytest.raises(ValueError, match='init_cfg and pretrained cannot be set'):
-        SCNet(depth=50, pretrained='a.pth', init_cfg=dict(type='Pretrained', checkpoint='a.pth'))
+    with pytest.raises(
+            ValueError, match='init_cfg and pretrained cannot be set'):
+        SCNet(
+            depth=50,
+            pretrained='a.pth',
+            init_cfg=dict(type='Pretrained', checkpoint='a.pth'))
 
 
-@pytest.mark.parametrize('shape', [(1, 1, 64, 64), (1, 4, 64, 64), (3, 64, 64)])
+@pytest.mark.parametrize('shape', [(1, 1, 64, 64), (1, 4, 64, 64),
+                                   (3, 64, 64)])
 def test_input_channels_mismatch(shape):
     model = SCNet(depth=50).eval()
-    with pytest.raises(ValueError, match=r'expects input of shape \(N, 3, H, W\).*in_channels=3'):
+    with pytest.raises(
+            ValueError,
+            match=r'expects input of shape \(N, 3, H, W\).*in_channels=3'):
         model(torch.rand(*shape))
 
 

@@ -6,7 +6,8 @@ also picks convolution algorithms by thread count. A result that holds on one
 CPU may fail on another (AVX-512 servers, where these tests once failed while
 passing on AVX2). So the eval-mode parity, BN-folding, released-logits and
 mmpose-checkpoint tests run again, each in a fresh process capped to one ISA
-(``ONEDNN_MAX_CPU_ISA``, ``ATEN_CPU_CAPABILITY`` and ``MKL_ENABLE_INSTRUCTIONS``
+(``ONEDNN_MAX_CPU_ISA``, ``ATEN_CPU_CAPABILITY`` and
+``MKL_ENABLE_INSTRUCTIONS``
 together, as on a CPU of that ISA), with 1 and 2 threads. Which caps this CPU
 takes comes from /proc/cpuinfo; a cap it cannot take is skipped by name. The
 native ISA at this process's own thread count is the main run of those
@@ -29,13 +30,17 @@ CAPS = {
     'AVX': (('avx', ), 'Intel AVX', 'default', 'AVX'),
     'AVX2': (('avx2', 'fma'), 'Intel AVX2', 'avx2', 'AVX2'),
     'AVX512_CORE': (_AVX512, 'Intel AVX-512', 'avx512', 'AVX512'),
-    'AVX512_CORE_VNNI': (_AVX512 + ('avx512_vnni', ), 'Intel AVX-512 with Intel DL Boost',
-                         'avx512', 'AVX512_E1'),
-    'AVX512_CORE_BF16': (_AVX512 + ('avx512_vnni', 'avx512_bf16'),
-                         'Intel AVX-512 with Intel DL Boost and bfloat16 support', 'avx512',
-                         'AVX512_E1'),
-    'AVX512_CORE_AMX': (_AVX512 + ('avx512_vnni', 'avx512_bf16', 'amx_tile', 'amx_bf16',
-                                   'amx_int8'), 'Intel AVX-512 with', 'avx512', 'AVX512_E1'),
+    'AVX512_CORE_VNNI':
+    (_AVX512 + ('avx512_vnni', ), 'Intel AVX-512 with Intel DL Boost',
+     'avx512', 'AVX512_E1'),
+    'AVX512_CORE_BF16':
+    (_AVX512 + ('avx512_vnni', 'avx512_bf16'),
+     'Intel AVX-512 with Intel DL Boost and bfloat16 support', 'avx512',
+     'AVX512_E1'),
+    'AVX512_CORE_AMX':
+    (_AVX512 +
+     ('avx512_vnni', 'avx512_bf16', 'amx_tile', 'amx_bf16', 'amx_int8'),
+     'Intel AVX-512 with', 'avx512', 'AVX512_E1'),
 }
 # The parity cells: one per family of fp32 kernels. The VNNI, BF16 and AMX
 # levels add int8/bf16 instructions; oneDNN's fp32 (default fpmath mode)
@@ -45,7 +50,8 @@ TESTS = [
     'tests/test_parity.py::test_eval_outputs_match_reference',
     'tests/test_deploy.py::test_fused_fp32_equals_unfused',
     'tests/test_seg_cls.py::test_released_classifier_logits_match_reference',
-    'tests/test_keypoint.py::test_mmpose_topdown_checkpoint_converts_and_matches',
+    'tests/test_keypoint.py::'
+    'test_mmpose_topdown_checkpoint_converts_and_matches',
 ]
 
 
@@ -65,18 +71,27 @@ NATIVE = TAKEN[-1] if TAKEN else None
 
 def cap_env(cap, threads):
     _, _, aten, mkl = CAPS[cap]
-    return dict(os.environ, ONEDNN_MAX_CPU_ISA=cap, ATEN_CPU_CAPABILITY=aten,
-                MKL_ENABLE_INSTRUCTIONS=mkl, OMP_NUM_THREADS=str(threads),
-                MKL_NUM_THREADS=str(threads))
+    return dict(
+        os.environ,
+        ONEDNN_MAX_CPU_ISA=cap,
+        ATEN_CPU_CAPABILITY=aten,
+        MKL_ENABLE_INSTRUCTIONS=mkl,
+        OMP_NUM_THREADS=str(threads),
+        MKL_NUM_THREADS=str(threads))
 
 
 def onednn_isa(env):
-    """The ISA oneDNN reports for a convolution run in a process with ``env``."""
+    """The ISA oneDNN reports for a convolution run in a process with ``env``.
+    """
     code = ('import torch; import torch.nn.functional as F; '
-            'F.conv2d(torch.randn(2, 8, 16, 16), torch.randn(8, 8, 3, 3), stride=2); '
+            'F.conv2d(torch.randn(2, 8, 16, 16), torch.randn(8, 8, 3, 3), '
+            'stride=2); '
             'print("aten:", torch.backends.cpu.get_cpu_capability())')
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                         env=dict(env, ONEDNN_VERBOSE='1'), timeout=120)
+    out = subprocess.run([sys.executable, '-c', code],
+                         capture_output=True,
+                         text=True,
+                         env=dict(env, ONEDNN_VERBOSE='1'),
+                         timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     isa = re.search(r'onednn_verbose,.*?info,cpu,isa:(.*)', out.stdout)
     aten = re.search(r'^aten: (\w+)', out.stdout, re.M)
@@ -100,7 +115,8 @@ def test_each_cap_takes_effect():
     for cap in TAKEN:
         isa, aten = onednn_isa(cap_env(cap, 2))
         name = CAPS[cap][1]
-        print(f'[kernels] ONEDNN_MAX_CPU_ISA={cap}: oneDNN isa "{isa}", ATen {aten}')
+        print(f'[kernels] ONEDNN_MAX_CPU_ISA={cap}: oneDNN isa "{isa}", ATen '
+              f'{aten}')
         assert isa == name or isa.startswith(name + ' '), (cap, isa)
         assert aten.lower() == CAPS[cap][2], (cap, aten)
         seen[isa] = cap
@@ -112,14 +128,26 @@ def test_each_cap_takes_effect():
 def test_parity_under_cap(cap, threads):
     _skip_unless_taken(cap)
     if cap == NATIVE and threads == torch.get_num_threads():
-        pytest.skip(f'{cap} at {threads} threads is this CPU\'s own setting: the main run '
-                    'of the parity tests')
+        pytest.skip(
+            f'{cap} at {threads} threads is this CPU\'s own setting: the main '
+            'run '
+            'of the parity tests')
     out = subprocess.run(
-        [sys.executable, '-m', 'pytest', '-q', '-s', '-p', 'no:cacheprovider', '-W',
-         'ignore::UserWarning'] + TESTS, capture_output=True, text=True, cwd=REPO,
-        env=cap_env(cap, threads), timeout=1200)
-    lines = [ln[ln.index('[parity]'):] for ln in out.stdout.splitlines() if '[parity]' in ln]
+        [
+            sys.executable, '-m', 'pytest', '-q', '-s', '-p',
+            'no:cacheprovider', '-W', 'ignore::UserWarning'
+        ] + TESTS,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=cap_env(cap, threads),
+        timeout=1200)
+    lines = [
+        ln[ln.index('[parity]'):] for ln in out.stdout.splitlines()
+        if '[parity]' in ln
+    ]
     print(f'[kernels] {cap}, {threads} thread(s):', *lines, sep='\n  ')
     assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]
     assert re.search(r'\b12 passed\b', out.stdout), out.stdout[-2000:]
-    assert len(lines) == 12 and all(f'({threads} threads)' in ln for ln in lines), lines
+    assert len(lines) == 12 and all(f'({threads} threads)' in ln
+                                    for ln in lines), lines

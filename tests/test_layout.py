@@ -4,7 +4,6 @@ README resolving, and the tools' config rewrites (``--amp`` among them)."""
 import ast
 import importlib.util
 import re
-from pathlib import Path
 
 import pytest
 from conftest import REPO, TOY_CONFIG
@@ -21,11 +20,13 @@ def _module_name(path):
 
 def _import_graph():
     """{module: {mmscnet modules it imports}}, from every import statement in
-    the package (top level and inside functions alike), relative ones resolved."""
+    the package (top level and inside functions alike), relative ones resolved.
+    """
     modules = {_module_name(p): p for p in PACKAGE.rglob('*.py')}
     graph = {}
     for name, path in modules.items():
-        package = name if path.name == '__init__.py' else name.rpartition('.')[0]
+        package = name if path.name == '__init__.py' else name.rpartition(
+            '.')[0]
         edges = set()
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
@@ -33,11 +34,16 @@ def _import_graph():
             elif isinstance(node, ast.ImportFrom):
                 base = node.module or ''
                 if node.level:
-                    anchor = package.split('.')[:len(package.split('.')) - node.level + 1]
+                    anchor = package.split('.')[:len(package.split('.')) -
+                                                node.level + 1]
                     base = '.'.join(anchor + ([base] if base else []))
-                # `from pkg import sub` imports the submodule when there is one.
-                targets = [f'{base}.{a.name}' if f'{base}.{a.name}' in modules else base
-                           for a in node.names]
+                # `from pkg import sub` imports the submodule when there is
+                # one.
+                targets = [
+                    f'{base}.{a.name}'
+                    if f'{base}.{a.name}' in modules else base
+                    for a in node.names
+                ]
             else:
                 continue
             edges |= {t for t in targets if t in modules and t != name}
@@ -46,7 +52,8 @@ def _import_graph():
 
 
 def _cycles(graph):
-    """Every strongly connected component with more than one module (Tarjan)."""
+    """Every strongly connected component with more than one module (Tarjan).
+    """
     index, low, stack, on_stack, found = {}, {}, [], set(), []
 
     def visit(v):
@@ -85,34 +92,49 @@ def test_no_import_circle():
 
 def test_the_circle_finder_finds_one():
     # The check above can fail: a circle between two modules is found.
-    assert _cycles({'a': {'b'}, 'b': {'c'}, 'c': {'a'}, 'd': {'a'}}) == [['a', 'b', 'c']]
+    assert _cycles({
+        'a': {'b'},
+        'b': {'c'},
+        'c': {'a'},
+        'd': {'a'}
+    }) == [['a', 'b', 'c']]
 
 
 def test_openmmlab_layout_and_registry_locations():
     from mmscnet import registry
-    for path in ('models/backbones/scnet.py', 'engine/hooks/checkpoint_hook.py',
+    for path in ('models/backbones/scnet.py',
+                 'engine/hooks/checkpoint_hook.py',
                  'datasets/transforms/loading.py', 'apis/inference.py',
-                 'visualization/pose.py', 'deploy/optimize.py', 'utils/checkpoint_io.py',
-                 'testing/toy_data.py'):
+                 'visualization/pose.py', 'deploy/optimize.py',
+                 'utils/checkpoint_io.py', 'testing/toy_data.py'):
         assert (PACKAGE / path).is_file(), path
     # Nothing but the registry and the version beside the packages.
-    assert sorted(p.name for p in PACKAGE.glob('*.py')) == ['__init__.py', 'registry.py',
-                                                             'version.py']
-    locations = {r.name: r._locations for r in (registry.MODELS, registry.HOOKS,
-                                                 registry.TRANSFORMS, registry.VISUALIZERS)}
-    assert locations == {'model': ['mmscnet.models'], 'hook': ['mmscnet.engine.hooks'],
-                         'transform': ['mmscnet.datasets.transforms'],
-                         'visualizer': ['mmscnet.visualization']}
+    assert sorted(p.name for p in PACKAGE.glob('*.py')) == [
+        '__init__.py', 'registry.py', 'version.py'
+    ]
+    locations = {
+        r.name: r._locations
+        for r in (registry.MODELS, registry.HOOKS, registry.TRANSFORMS,
+                  registry.VISUALIZERS)
+    }
+    assert locations == {
+        'model': ['mmscnet.models'],
+        'hook': ['mmscnet.engine.hooks'],
+        'transform': ['mmscnet.datasets.transforms'],
+        'visualizer': ['mmscnet.visualization']
+    }
     for names in locations.values():
         for name in names:  # each a package, not a module
-            assert importlib.util.find_spec(name).submodule_search_locations, name
+            assert importlib.util.find_spec(
+                name).submodule_search_locations, name
 
 
 def _readmes():
     skip = ('build', 'work_dirs', 'data', 'node_modules')
-    return sorted(p for p in REPO.rglob('README.md')
-                  if not any(part in skip or part.startswith('.') for part in
-                             p.relative_to(REPO).parts))
+    return sorted(
+        p for p in REPO.rglob('README.md') if not any(
+            part in skip or part.startswith('.')
+            for part in p.relative_to(REPO).parts))
 
 
 def _relative_links(text):
@@ -125,10 +147,14 @@ def _relative_links(text):
 
 
 def _anchors(text):
-    # GitHub's heading anchors: lower case, punctuation dropped, spaces to dashes.
+    # GitHub's heading anchors: lower case, punctuation dropped, spaces to
+    # dashes.
     text = re.sub(r'```.*?```', '', text, flags=re.S)
-    return {re.sub(r'[^\w\- ]', '', h.strip().lower()).replace(' ', '-')
-            for h in re.findall(r'^#+ (.+)$', text, flags=re.M)}
+    return {
+        re.sub(r'[^\w\- ]', '',
+               h.strip().lower()).replace(' ', '-')
+        for h in re.findall(r'^#+ (.+)$', text, flags=re.M)
+    }
 
 
 def test_every_relative_link_in_every_readme_resolves():
@@ -148,7 +174,8 @@ def test_every_relative_link_in_every_readme_resolves():
 
 
 def test_the_link_checker_sees_a_broken_link(tmp_path):
-    text = 'See [a](missing/file.md), [b](#nowhere) and `[c](in/code.md)`.\n# Here\n'
+    text = ('See [a](missing/file.md), [b](#nowhere) and `[c](in/code.md)`.\n'
+            '# Here\n')
     assert list(_relative_links(text)) == ['missing/file.md']
     assert 'nowhere' not in _anchors(text) and 'here' in _anchors(text)
 
@@ -158,6 +185,7 @@ def test_front_page_is_short():
 
 
 # ---------------------------------------------------------------- --amp
+
 
 @pytest.mark.parametrize('wrapper,expect', [
     ('OptimWrapper', 'AmpOptimWrapper'),
@@ -170,12 +198,16 @@ def test_amp_keeps_an_amp_wrapper_and_refuses_others(wrapper, expect):
     from mmscnet.utils.config import pop_rewrites
     cfg = load_config(TOY_CONFIG, {'optim_wrapper.type': wrapper})
     if expect is ValueError:
-        with pytest.raises(ValueError, match=r"--amp turns OptimWrapper into AmpOptimWrapper, "
-                           r"but the config's optim_wrapper.type is 'ApexOptimWrapper'"):
+        with pytest.raises(
+                ValueError,
+                match=r"--amp turns OptimWrapper into AmpOptimWrapper, "
+                r"but the config's optim_wrapper.type is 'ApexOptimWrapper'"):
             use_amp(cfg)
         return
     use_amp(cfg)
     assert cfg.optim_wrapper.type == expect
-    amp_lines = [line for line in pop_rewrites(cfg) if 'AmpOptimWrapper' in line]
+    amp_lines = [
+        line for line in pop_rewrites(cfg) if 'AmpOptimWrapper' in line
+    ]
     # A rewrite only where one happened.
     assert len(amp_lines) == (wrapper == 'OptimWrapper')

@@ -1,4 +1,5 @@
-"""Model-zoo metadata (model-index.yml and configs/*/metafile.yml) in OpenMMLab's format."""
+"""Model-zoo metadata (model-index.yml and configs/*/metafile.yml) in
+OpenMMLab's format."""
 import glob
 import importlib
 import os.path as osp
@@ -12,12 +13,18 @@ from mmengine.config import Config
 
 # The library whose model zoo names each task's metrics, and its config scope.
 TASK_LIB = {
-    'Object Detection': 'mmdet', 'Instance Segmentation': 'mmdet',
-    'Semantic Segmentation': 'mmseg', 'Image Classification': 'mmpretrain',
+    'Object Detection': 'mmdet',
+    'Instance Segmentation': 'mmdet',
+    'Semantic Segmentation': 'mmseg',
+    'Image Classification': 'mmpretrain',
     'Body 2D Keypoint': 'mmpose',
 }
-FOLDER_LIB = {'detection': 'mmdet', 'segmentation': 'mmseg',
-              'classification': 'mmpretrain', 'keypoint': 'mmpose'}
+FOLDER_LIB = {
+    'detection': 'mmdet',
+    'segmentation': 'mmseg',
+    'classification': 'mmpretrain',
+    'keypoint': 'mmpose'
+}
 AUTHORS = 'https://backseason.oss-cn-beijing.aliyuncs.com/scnet/'
 
 
@@ -30,18 +37,22 @@ INDEX, MODELS = load_index()
 
 
 def library_metric_names(lib):
-    """{(task, dataset): metric names} over every metafile the installed library ships."""
-    root = osp.join(osp.dirname(importlib.import_module(lib).__file__), '.mim', 'configs')
+    """{(task, dataset): metric names} over every metafile the installed
+    library ships."""
+    root = osp.join(
+        osp.dirname(importlib.import_module(lib).__file__), '.mim', 'configs')
     names = defaultdict(set)
     files = glob.glob(osp.join(root, '**', '*.yml'), recursive=True) + \
         glob.glob(osp.join(root, '**', '*.yaml'), recursive=True)
     for path in files:
         with open(path) as f:
             doc = yaml.safe_load(f)
-        for model in (doc or {}).get('Models', []) if isinstance(doc, dict) else []:
+        for model in (doc or {}).get('Models', []) if isinstance(doc,
+                                                                 dict) else []:
             results = model.get('Results') or []
             for r in results if isinstance(results, list) else [results]:
-                names[(r.get('Task'), r.get('Dataset'))].update(r.get('Metrics') or {})
+                names[(r.get('Task'),
+                       r.get('Dataset'))].update(r.get('Metrics') or {})
     return names
 
 
@@ -49,8 +60,10 @@ def test_model_index_is_valid_and_imports_every_task_folder():
     assert INDEX.check(silent=True) == []
     with open(REPO / 'model-index.yml') as f:
         imports = yaml.safe_load(f)['Import']
-    assert sorted(imports) == sorted(f'configs/{d}/metafile.yml' for d in FOLDER_LIB)
-    assert len({m.name for m in MODELS}) == len(MODELS), 'model names must be unique'
+    assert sorted(imports) == sorted(f'configs/{d}/metafile.yml'
+                                     for d in FOLDER_LIB)
+    assert len({m.name
+                for m in MODELS}) == len(MODELS), 'model names must be unique'
     collections = {c.name for c in INDEX.collections}
     for m in MODELS:
         assert m.in_collection in collections, m.name
@@ -58,8 +71,11 @@ def test_model_index_is_valid_and_imports_every_task_folder():
 
 
 def test_every_config_has_a_model_and_every_model_a_config():
-    shipped = {osp.relpath(p, REPO) for p in glob.glob(str(REPO / 'configs/**/*.py'), recursive=True)
-               if '/toy/' not in p}
+    shipped = {
+        osp.relpath(p, REPO)
+        for p in glob.glob(str(REPO / 'configs/**/*.py'), recursive=True)
+        if '/toy/' not in p
+    }
     listed = [m.config for m in MODELS]
     assert len(listed) == len(set(listed))
     assert set(listed) == shipped, (set(listed) ^ shipped)
@@ -72,15 +88,26 @@ def test_metric_names_are_the_libraries_own():
             for r in m.results or []:
                 if TASK_LIB[r.task] != lib:
                     continue
-                assert (r.task, r.dataset) in known, f'{m.name}: {lib} has no {r.task} on {r.dataset}'
+                assert (
+                    r.task, r.dataset
+                ) in known, f'{m.name}: {lib} has no {r.task} on {r.dataset}'
                 unknown = set(r.metrics) - known[(r.task, r.dataset)]
-                assert not unknown, f'{m.name}: {lib} does not name metrics {unknown}'
+                assert not unknown, \
+                    f'{m.name}: {lib} does not name metrics {unknown}'
 
 
 def test_keypoint_figures_are_mmposes():
-    root = osp.join(osp.dirname(importlib.import_module('mmpose').__file__), '.mim')
-    with open(osp.join(root, 'configs/body_2d_keypoint/topdown_heatmap/coco/scnet_coco.yml')) as f:
-        published = {osp.basename(m['Config']): m for m in yaml.safe_load(f)['Models']}
+    root = osp.join(
+        osp.dirname(importlib.import_module('mmpose').__file__), '.mim')
+    with open(
+            osp.join(
+                root,
+                'configs/body_2d_keypoint/topdown_heatmap/coco/scnet_coco.yml')
+    ) as f:
+        published = {
+            osp.basename(m['Config']): m
+            for m in yaml.safe_load(f)['Models']
+        }
     checked = 0
     for m in MODELS:
         if m.results and m.results[0].task == 'Body 2D Keypoint':
@@ -88,7 +115,8 @@ def test_keypoint_figures_are_mmposes():
             assert m.results[0].metrics == src['Results'][0]['Metrics']
             assert m.data['Converted From']['Weights'] == src['Weights']
             checked += 1
-    assert checked == 4  # mmpose publishes four SCNet COCO models; v1d has none
+    # mmpose publishes four SCNet COCO models; v1d has none
+    assert checked == 4
 
 
 @pytest.mark.parametrize('model', MODELS, ids=[m.name for m in MODELS])
@@ -104,12 +132,14 @@ def test_entry_config_builds_with_the_listed_weights(model):
     backbone = cfg.model.backbone
     assert type(net.backbone).__module__ == 'mmscnet.models.backbones.scnet'
     # The ImageNet weights named in the entry are the ones of this backbone.
-    expected = AUTHORS + {('mmscnet.SCNet', 50): 'scnet50-dc6a7e87.pth',
-                          ('mmscnet.SCNetV1d', 50): 'scnet50_v1d-4109d1e1.pth',
-                          ('mmscnet.SCNet', 101): 'scnet101-44c5b751.pth'}[
-        (backbone.type, backbone.get('depth', 50))]
+    expected = AUTHORS + {
+        ('mmscnet.SCNet', 50): 'scnet50-dc6a7e87.pth',
+        ('mmscnet.SCNetV1d', 50): 'scnet50_v1d-4109d1e1.pth',
+        ('mmscnet.SCNet', 101): 'scnet101-44c5b751.pth'
+    }[(backbone.type, backbone.get('depth', 50))]
     if lib == 'mmpretrain':
         if 'ablations' not in model.config:
             assert model.weights == expected
     else:
-        assert model.metadata.data['Pretrained'] == expected == backbone.init_cfg.checkpoint
+        assert model.metadata.data[
+            'Pretrained'] == expected == backbone.init_cfg.checkpoint

@@ -19,9 +19,11 @@ from mmscnet.models import SCNet, SCNetV1d
 VARIANTS = {
     'scnet50': (dict(layers=(3, 4, 6, 3)), SCNet, dict(depth=50)),
     'scnet101': (dict(layers=(3, 4, 23, 3)), SCNet, dict(depth=101)),
-    'scnet50_v1d': (dict(layers=(3, 4, 6, 3), v1d=True, stem_width=32), SCNetV1d, dict(depth=50)),
+    'scnet50_v1d': (dict(layers=(3, 4, 6, 3), v1d=True,
+                         stem_width=32), SCNetV1d, dict(depth=50)),
 }
-# The released code needs every calibrated map >= r (4): the last stage at >= 4x4.
+# The released code needs every calibrated map >= r (4): the last stage at >=
+# 4x4.
 INPUTS = {'square': (2, 3, 128, 128), 'non_square': (1, 3, 160, 224)}
 
 
@@ -31,8 +33,10 @@ def _pair(name, tmp_path):
     calibrate_(ref, ref.features, seed=1)
     ckpt = tmp_path / f'{name}.pth'
     torch.save(ref.state_dict(), ckpt)
-    model = cls(**kwargs, norm_eval=False,
-                init_cfg=dict(type='Pretrained', checkpoint=str(ckpt)))
+    model = cls(
+        **kwargs,
+        norm_eval=False,
+        init_cfg=dict(type='Pretrained', checkpoint=str(ckpt)))
     model.init_weights()
     return ref, model
 
@@ -41,7 +45,8 @@ def _pair(name, tmp_path):
 def test_pretrained_fills_every_backbone_tensor(name, tmp_path):
     ref, model = _pair(name, tmp_path)
     ref_sd, sd = ref.state_dict(), model.state_dict()
-    assert set(ref_sd) - set(sd) == {'fc.weight', 'fc.bias'}  # only the head is left over
+    assert set(ref_sd) - set(sd) == {'fc.weight',
+                                     'fc.bias'}  # only the head is left over
     assert set(sd) <= set(ref_sd)
     for key, value in sd.items():
         assert torch.equal(value, ref_sd[key]), key
@@ -61,12 +66,16 @@ def test_eval_outputs_match_reference(name, shape, tmp_path):
     assert len(got) == 4
     for i, (e, g) in enumerate(zip(expected, got)):
         assert g.shape == e.shape
-        assert torch.equal(g, e), f'stage {i + 1}: {rel_diff(g, e):.2e} from the reference'
-        assert 0.05 < e.abs().mean() < 20, f'stage {i + 1}: activations not O(1)'
+        assert torch.equal(
+            g, e), f'stage {i + 1}: {rel_diff(g, e):.2e} from the reference'
+        assert 0.05 < e.abs().mean(
+        ) < 20, f'stage {i + 1}: activations not O(1)'
     stacked = model(x)
     worst = max(rel_diff(g.detach(), e) for g, e in zip(stacked, expected))
-    print(f'[parity] {name} {tuple(shape)} eval: no-grad path torch.equal, stacked conv1 '
-          f'path worst rel diff {worst:.2e} ({torch.get_num_threads()} threads)')
+    print(
+        f'[parity] {name} {tuple(shape)} eval: no-grad path torch.equal, '
+        'stacked conv1 '
+        f'path worst rel diff {worst:.2e} ({torch.get_num_threads()} threads)')
     assert worst <= 1e-5
 
 
@@ -94,7 +103,8 @@ def test_train_mode_outputs_and_gradients_match_reference(name, tmp_path):
         assert p.grad is not None, key
         assert rel_diff(p.grad, ref_params[key].grad) <= 1e-9, key
         checked += 1
-    assert checked == len(ref_params) - 2  # every backbone parameter (fc excluded)
+    assert checked == len(
+        ref_params) - 2  # every backbone parameter (fc excluded)
 
 
 def test_fp32_training_step_matches_reference(tmp_path):
@@ -106,11 +116,15 @@ def test_fp32_training_step_matches_reference(tmp_path):
     exact = copy.deepcopy(ref).double()
     x = torch.randn(2, 3, 128, 128)
     grads = {}
-    for key, net, inp in (('ref', ref, x), ('ours', model, x), ('exact', exact, x.double())):
+    for key, net, inp in (('ref', ref, x), ('ours', model, x), ('exact', exact,
+                                                                x.double())):
         net.train()
         outs = net.features(inp) if key != 'ours' else net(inp)
         sum(o.float().square().mean() for o in outs).backward()
-        grads[key] = {n: p.grad.double() for n, p in net.named_parameters() if p.grad is not None}
+        grads[key] = {
+            n: p.grad.double()
+            for n, p in net.named_parameters() if p.grad is not None
+        }
         if key == 'ref':
             expected = [o.detach() for o in outs]
         elif key == 'ours':
@@ -123,5 +137,6 @@ def test_fp32_training_step_matches_reference(tmp_path):
         ours = rel_diff(g, grads['exact'][name])
         worst_own, worst_ours = max(worst_own, own), max(worst_ours, ours)
         assert ours <= max(2 * own, 1e-5), name
-    print(f'[parity] scnet50 fp32 train step: gradients {worst_ours:.2e} from float64, '
+    print(f'[parity] scnet50 fp32 train step: gradients {worst_ours:.2e} from '
+          'float64, '
           f'reference {worst_own:.2e}')

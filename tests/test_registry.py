@@ -1,4 +1,5 @@
-"""`type='mmscnet.SCNet'` builds from each downstream library's registry, no custom_imports."""
+"""`type='mmscnet.SCNet'` builds from each downstream library's registry, no
+custom_imports."""
 import importlib
 import json
 import subprocess
@@ -27,23 +28,30 @@ def test_fresh_process_needs_no_import_of_mmscnet(lib):
             f'assert "mmscnet" not in sys.modules; '
             f'm = MODELS.build(dict(type="mmscnet.SCNet", depth=50)); '
             f'print(type(m).__module__)')
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, '-c', code],
+                         capture_output=True,
+                         text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == 'mmscnet.models.backbones.scnet'
 
 
 def test_mmdet_own_scnet_is_untouched():
-    from mmdet.registry import MODELS
     from mmdet.models.detectors import SCNet as SampleConsistencyNet
+    from mmdet.registry import MODELS
+
     import mmscnet.models  # noqa: F401
     assert MODELS.get('SCNet') is SampleConsistencyNet
 
 
 def test_import_mmscnet_is_light():
-    code = ('import sys, mmscnet, mmscnet.models; '
-            'heavy = [m for m in ("mmdet", "mmseg", "mmpretrain", "mmpose") if m in sys.modules]; '
-            'print(heavy)')
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    code = (
+        'import sys, mmscnet, mmscnet.models; '
+        'heavy = [m for m in ("mmdet", "mmseg", "mmpretrain", "mmpose") if m '
+        'in sys.modules]; '
+        'print(heavy)')
+    out = subprocess.run([sys.executable, '-c', code],
+                         capture_output=True,
+                         text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == '[]'
 
@@ -51,16 +59,29 @@ def test_import_mmscnet_is_light():
 # Every name registered in an mmscnet registry, with the arguments that build
 # it. A class registered without an entry here fails the first test below.
 BUILD_ARGS = {
-    'model': {'SCNet': dict(depth=50), 'SCNetV1d': dict(depth=50)},
-    'transform': {'LoadImageFromFile': {}},
-    'visualizer': {'PoseLocalVisualizer': dict(name='registry-test')},
-    'hook': {'CheckpointHook': dict(interval=1), 'DataCheckHook': {}, 'DeployHook': {},
-             'PoseVisualizationHook': {}},
+    'model': {
+        'SCNet': dict(depth=50),
+        'SCNetV1d': dict(depth=50)
+    },
+    'transform': {
+        'LoadImageFromFile': {}
+    },
+    'visualizer': {
+        'PoseLocalVisualizer': dict(name='registry-test')
+    },
+    'hook': {
+        'CheckpointHook': dict(interval=1),
+        'DataCheckHook': {},
+        'DeployHook': {},
+        'PoseVisualizationHook': {}
+    },
 }
 
 
 def _run(code):
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, '-c', code],
+                         capture_output=True,
+                         text=True)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -72,12 +93,17 @@ def test_build_args_cover_every_registered_name():
         'for m in pkgutil.walk_packages(mmscnet.__path__, "mmscnet."):\n'
         '    importlib.import_module(m.name)\n'
         'from mmscnet import registry\n'
-        'print(json.dumps({r.name: sorted(r.module_dict) for r in (registry.MODELS, '
+        'print(json.dumps({r.name: sorted(r.module_dict) for r in '
+        '(registry.MODELS, '
         'registry.HOOKS, registry.TRANSFORMS, registry.VISUALIZERS)}))')
-    assert registered == {name: sorted(table) for name, table in BUILD_ARGS.items()}
+    assert registered == {
+        name: sorted(table)
+        for name, table in BUILD_ARGS.items()
+    }
 
 
-@pytest.mark.parametrize('registry,name', [(r, n) for r, names in BUILD_ARGS.items()
+@pytest.mark.parametrize('registry,name', [(r, n)
+                                           for r, names in BUILD_ARGS.items()
                                            for n in names])
 def test_every_registered_name_builds_from_a_fresh_process(registry, name):
     """As a config names it: ``type='mmscnet.X'`` through mmengine's root
@@ -88,10 +114,13 @@ def test_every_registered_name_builds_from_a_fresh_process(registry, name):
     built = _run(
         'import json, sys, mmengine.registry as R\n'
         'from mmengine.visualization import Visualizer\n'
-        'Visualizer.get_instance("current")  # painting hooks take the current one\n'
+        'Visualizer.get_instance("current")  # painting hooks take the '
+        'current '
+        'one\n'
         'assert not [m for m in sys.modules if m.startswith("mmscnet")]\n'
         f'root = getattr(R, {registry.upper() + "S"!r})\n'
-        f'obj = root.build(dict(type="mmscnet.{name}", **{BUILD_ARGS[registry][name]!r}))\n'
+        f'obj = root.build(dict(type="mmscnet.{name}", '
+        f'**{BUILD_ARGS[registry][name]!r}))\n'
         'print(json.dumps(type(obj).__module__ + "." + type(obj).__name__))')
     assert built.startswith('mmscnet.') and built.endswith('.' + name), built
 
@@ -101,10 +130,13 @@ def test_pose_names_without_mmpose_say_what_to_install():
     # mmscnet hook resolves), and the two pose names explain themselves.
     code = ('import sys; sys.modules["mmpose"] = None  # as if not installed\n'
             'import mmengine.registry as R\n'
-            'assert type(R.HOOKS.build(dict(type="mmscnet.DataCheckHook"))).__name__ == '
-            '"DataCheckHook"\n'
+            'hook = R.HOOKS.build(dict(type="mmscnet.DataCheckHook"))\n'
+            'assert type(hook).__name__ == "DataCheckHook"\n'
             'R.HOOKS.build(dict(type="mmscnet.PoseVisualizationHook"))\n')
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, '-c', code],
+                         capture_output=True,
+                         text=True)
     assert out.returncode == 1
     assert ('ImportError: mmscnet.PoseVisualizationHook needs mmpose: '
-            'pip install --no-deps mmpose==1.3.2') in out.stderr, out.stderr[-2000:]
+            'pip install --no-deps mmpose==1.3.2'
+            ) in out.stderr, out.stderr[-2000:]

@@ -1,5 +1,7 @@
-"""Semantic segmentation (mmseg) and ImageNet classification (mmpretrain) configs on
-generated toy data, released-checkpoint evaluation, and the paper's ablations."""
+"""Semantic segmentation (mmseg) and ImageNet classification (mmpretrain)
+configs on
+generated toy data, released-checkpoint evaluation, and the paper's ablations.
+"""
 import glob
 import os
 import os.path as osp
@@ -14,11 +16,15 @@ from conftest import REPO, cfg_options_argv, rel_diff, run_tool
 from mmengine.config import Config
 from reference_scnet import RefSCNet, calibrate_
 
-from mmscnet.testing.toy_data import generate_toy_classification, generate_toy_segmentation
+from mmscnet.testing.toy_data import (generate_toy_classification,
+                                      generate_toy_segmentation)
 
 SEG_CONFIGS = sorted(glob.glob(str(REPO / 'configs/segmentation/*.py')))
-CLS_CONFIGS = sorted(glob.glob(str(REPO / 'configs/classification/**/*_in1k.py'), recursive=True))
-SEG_TOY = str(REPO / 'configs/segmentation/toy/deeplabv3_scnet50-d8_toy-seg.py')
+CLS_CONFIGS = sorted(
+    glob.glob(
+        str(REPO / 'configs/classification/**/*_in1k.py'), recursive=True))
+SEG_TOY = str(REPO /
+              'configs/segmentation/toy/deeplabv3_scnet50-d8_toy-seg.py')
 CLS_TOY = str(REPO / 'configs/classification/toy/scnet50_toy-cls.py')
 import train as train_tool  # noqa: E402
 
@@ -26,14 +32,16 @@ import train as train_tool  # noqa: E402
 @pytest.fixture(scope='module')
 def toy_seg(tmp_path_factory):
     root = tmp_path_factory.mktemp('toy_seg')
-    generate_toy_segmentation(str(root), num_train=4, num_val=2, image_size=(96, 96))
+    generate_toy_segmentation(
+        str(root), num_train=4, num_val=2, image_size=(96, 96))
     return str(root)
 
 
 @pytest.fixture(scope='module')
 def toy_cls(tmp_path_factory):
     root = tmp_path_factory.mktemp('toy_cls')
-    generate_toy_classification(str(root), num_train=6, num_val=6, image_size=(64, 64))
+    generate_toy_classification(
+        str(root), num_train=6, num_val=6, image_size=(64, 64))
     return str(root)
 
 
@@ -44,18 +52,23 @@ def _in_process(loader):
 
 
 def seg_options(config, root, size=64):
-    """Data paths, file suffixes and image size only; the dataset class stays."""
+    """Data paths, file suffixes and image size only; the dataset class stays.
+    """
     cfg = Config.fromfile(config)
     opts = {'model.data_preprocessor.size': (size, size)}
-    for loader, split in (('train_dataloader', 'train'), ('val_dataloader', 'val'),
-                          ('test_dataloader', 'val')):
+    for loader, split in (('train_dataloader', 'train'),
+                          ('val_dataloader', 'val'), ('test_dataloader',
+                                                      'val')):
         ds = cfg[loader]['dataset']
         key = f'{loader}.dataset'
         opts.update(_in_process(loader))
-        opts.update({f'{key}.data_root': root, f'{key}.img_suffix': '.png',
-                     f'{key}.seg_map_suffix': '.png',
-                     f'{key}.data_prefix.img_path': f'img_dir/{split}',
-                     f'{key}.data_prefix.seg_map_path': f'ann_dir/{split}'})
+        opts.update({
+            f'{key}.data_root': root,
+            f'{key}.img_suffix': '.png',
+            f'{key}.seg_map_suffix': '.png',
+            f'{key}.data_prefix.img_path': f'img_dir/{split}',
+            f'{key}.data_prefix.seg_map_path': f'ann_dir/{split}'
+        })
         for i, t in enumerate(ds['pipeline']):
             if t['type'] in ('RandomResize', 'Resize'):
                 opts[f'{key}.pipeline.{i}.scale'] = (2 * size, 2 * size)
@@ -67,14 +80,19 @@ def seg_options(config, root, size=64):
 def cls_options(config, root, size=64):
     cfg = Config.fromfile(config)
     opts = {}
-    for loader, split in (('train_dataloader', 'train'), ('val_dataloader', 'val'),
-                          ('test_dataloader', 'val')):
+    for loader, split in (('train_dataloader', 'train'),
+                          ('val_dataloader', 'val'), ('test_dataloader',
+                                                      'val')):
         key = f'{loader}.dataset'
         opts.update(_in_process(loader))
         # ImageNet names its folder by `split`, CustomDataset by `data_prefix`.
-        folder = 'split' if cfg[loader]['dataset']['type'] == 'ImageNet' else 'data_prefix'
-        opts.update({f'{key}.data_root': root, f'{key}.{folder}': split,
-                     f'{key}.classes': ('person', 'ball', 'box')})
+        folder = 'split' if cfg[loader]['dataset'][
+            'type'] == 'ImageNet' else 'data_prefix'
+        opts.update({
+            f'{key}.data_root': root,
+            f'{key}.{folder}': split,
+            f'{key}.classes': ('person', 'ball', 'box')
+        })
         for i, t in enumerate(cfg[loader]['dataset']['pipeline']):
             if t['type'] in ('RandomResizedCrop', 'ResizeEdge'):
                 opts[f'{key}.pipeline.{i}.scale'] = size
@@ -85,63 +103,89 @@ def cls_options(config, root, size=64):
 
 def _val_ran(work_dir):
     logs = glob.glob(str(Path(work_dir) / '*' / '*.log'))
-    return logs and re.search(r'(Iter|Epoch)\(val\) (\[\d+\])?\[(\d+)/\3\]', Path(logs[0]).read_text())
+    return logs and re.search(r'(Iter|Epoch)\(val\) (\[\d+\])?\[(\d+)/\3\]',
+                              Path(logs[0]).read_text())
 
 
-@pytest.mark.parametrize('config', SEG_CONFIGS, ids=[osp.basename(c) for c in SEG_CONFIGS])
-def test_segmentation_config_trains_one_iteration_and_validates(config, toy_seg, tmp_path):
+@pytest.mark.parametrize(
+    'config', SEG_CONFIGS, ids=[osp.basename(c) for c in SEG_CONFIGS])
+def test_segmentation_config_trains_one_iteration_and_validates(
+        config, toy_seg, tmp_path):
     opts = seg_options(config, toy_seg)
-    opts.update({'train_cfg.max_iters': 1, 'train_cfg.val_interval': 1,
-                 'model.backbone.init_cfg': None})  # no ImageNet download here
-    train_tool.main([config, '--work-dir', str(tmp_path)] + cfg_options_argv(opts))
-    assert (tmp_path / 'iter_1.pth').is_file() or (tmp_path / 'last_checkpoint').is_file()
+    opts.update({
+        'train_cfg.max_iters': 1,
+        'train_cfg.val_interval': 1,
+        'model.backbone.init_cfg': None
+    })  # no ImageNet download here
+    train_tool.main([config, '--work-dir', str(tmp_path)] +
+                    cfg_options_argv(opts))
+    assert (tmp_path / 'iter_1.pth').is_file() or (
+        tmp_path / 'last_checkpoint').is_file()
     assert _val_ran(tmp_path)
 
 
-@pytest.mark.parametrize('config', CLS_CONFIGS, ids=[osp.basename(c) for c in CLS_CONFIGS])
-def test_classification_config_trains_one_iteration_and_validates(config, toy_cls, tmp_path):
+@pytest.mark.parametrize(
+    'config', CLS_CONFIGS, ids=[osp.basename(c) for c in CLS_CONFIGS])
+def test_classification_config_trains_one_iteration_and_validates(
+        config, toy_cls, tmp_path):
     opts = cls_options(config, toy_cls)
-    opts.update({'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1,
-                 'train_dataloader.dataset.indices': 2, 'train_dataloader.batch_size': 2})
-    train_tool.main([config, '--work-dir', str(tmp_path)] + cfg_options_argv(opts))
+    opts.update({
+        'train_cfg.max_epochs': 1,
+        'train_cfg.val_interval': 1,
+        'train_dataloader.dataset.indices': 2,
+        'train_dataloader.batch_size': 2
+    })
+    train_tool.main([config, '--work-dir', str(tmp_path)] +
+                    cfg_options_argv(opts))
     assert (tmp_path / 'epoch_1.pth').is_file()
     assert _val_ran(tmp_path)
 
 
 def _train_then_test(config, opts, schedule, checkpoint, show_dir, work_dir):
-    """tools/train.py with a short schedule, then tools/test.py on its checkpoint; the test log."""
-    out = run_tool(['tools/train.py', config, '--work-dir', str(work_dir)] +
-                   cfg_options_argv(dict(opts, **schedule)))
+    """tools/train.py with a short schedule, then tools/test.py on its
+    checkpoint; the test log."""
+    out = run_tool(['tools/train.py', config, '--work-dir',
+                    str(work_dir)] + cfg_options_argv(dict(opts, **schedule)))
     assert out.returncode == 0, out.stderr[-3000:]
-    out = run_tool(['tools/test.py', config, str(work_dir / checkpoint), '--work-dir',
-                    str(work_dir), '--show-dir', show_dir] + cfg_options_argv(opts))
+    out = run_tool([
+        'tools/test.py', config,
+        str(work_dir / checkpoint), '--work-dir',
+        str(work_dir), '--show-dir', show_dir
+    ] + cfg_options_argv(opts))
     assert out.returncode == 0, out.stderr[-3000:]
     return out.stdout + out.stderr
 
 
 def test_segmentation_train_then_test_prints_miou(toy_seg, tmp_path):
     log = _train_then_test(
-        SEG_TOY, seg_options(SEG_TOY, toy_seg),
-        {'train_cfg.max_iters': 4, 'train_cfg.val_interval': 4,
-         'default_hooks.checkpoint.interval': 4},
-        'iter_4.pth', str(tmp_path / 'painted'), tmp_path)
+        SEG_TOY, seg_options(SEG_TOY, toy_seg), {
+            'train_cfg.max_iters': 4,
+            'train_cfg.val_interval': 4,
+            'default_hooks.checkpoint.interval': 4
+        }, 'iter_4.pth', str(tmp_path / 'painted'), tmp_path)
     assert re.search(r'mIoU: \d+\.\d+', log)
-    assert len(glob.glob(str(tmp_path / 'painted' / '**' / '*.png'), recursive=True)) == 2
+    assert len(
+        glob.glob(str(tmp_path / 'painted' / '**' / '*.png'),
+                  recursive=True)) == 2
 
 
 def test_classification_train_then_test_prints_top1(toy_cls, tmp_path):
     log = _train_then_test(
-        CLS_TOY, cls_options(CLS_TOY, toy_cls),
-        {'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1,
-         'default_hooks.checkpoint.interval': 1},
-        'epoch_1.pth', 'painted', tmp_path)
+        CLS_TOY, cls_options(CLS_TOY, toy_cls), {
+            'train_cfg.max_epochs': 1,
+            'train_cfg.val_interval': 1,
+            'default_hooks.checkpoint.interval': 1
+        }, 'epoch_1.pth', 'painted', tmp_path)
     assert re.search(r'accuracy/top1: \d+\.\d+', log)
-    assert len(glob.glob(str(tmp_path / 'painted' / '*.png'))) == 6  # under the work dir
+    assert len(glob.glob(str(
+        tmp_path / 'painted' / '*.png'))) == 6  # under the work dir
 
 
 RELEASED = {
-    'scnet50_8xb32_in1k.py': dict(layers=(3, 4, 6, 3)),
-    'scnet50-v1d_8xb32_in1k.py': dict(layers=(3, 4, 6, 3), v1d=True, stem_width=32),
+    'scnet50_8xb32_in1k.py':
+    dict(layers=(3, 4, 6, 3)),
+    'scnet50-v1d_8xb32_in1k.py':
+    dict(layers=(3, 4, 6, 3), v1d=True, stem_width=32),
 }
 
 
@@ -158,7 +202,8 @@ def loaded_by_the_tools(name, toy_cls, tmp_path):
     """The reference classifier, and the model tools/test.py builds from our
     config and fills with the reference's checkpoint (strict: every tensor of
     the file placed, fc -> head.fc, nothing left over)."""
-    from mmscnet.apis.tool_setup import apply_test_args, build_runner, load_config
+    from mmscnet.apis.tool_setup import (apply_test_args, build_runner,
+                                         load_config)
     config = str(REPO / 'configs/classification' / name)
     ref, ckpt = released_classifier(name, tmp_path)
     cfg = load_config(config, cls_options(config, toy_cls))
@@ -176,17 +221,20 @@ def test_released_classifier_logits_match_reference(name, toy_cls, tmp_path):
         logits, expected = model(x, mode='tensor'), ref(x)
     assert logits.shape == (2, 1000)
     worst = rel_diff(logits, expected)
-    print(f'[parity] {name} released classifier logits: worst rel diff {worst:.2e} '
+    print(f'[parity] {name} released classifier logits: worst rel diff '
+          f'{worst:.2e} '
           f'({torch.get_num_threads()} threads)')
     assert worst <= 1e-5
 
 
-def test_released_classifier_loads_on_torch_before_2_5(toy_cls, tmp_path, monkeypatch):
+def test_released_classifier_loads_on_torch_before_2_5(toy_cls, tmp_path,
+                                                       monkeypatch):
     """torch < 2.5 has no public register_load_state_dict_pre_hook: with it
     hidden, the tools still map the authors' checkpoint (through the private
     method) and the logits are the reference's."""
     monkeypatch.delattr(torch.nn.Module, 'register_load_state_dict_pre_hook')
-    ref, model = loaded_by_the_tools('scnet50_8xb32_in1k.py', toy_cls, tmp_path)
+    ref, model = loaded_by_the_tools('scnet50_8xb32_in1k.py', toy_cls,
+                                     tmp_path)
     x = torch.randn(1, 3, 128, 128)
     with torch.no_grad():
         assert rel_diff(model(x, mode='tensor'), ref(x)) <= 1e-5
@@ -197,8 +245,10 @@ def test_tools_test_evaluates_released_checkpoint(toy_cls, tmp_path):
     ref = calibrate_(RefSCNet(), seed=3)
     ckpt = tmp_path / 'scnet50-release-layout.pth'
     torch.save(ref.state_dict(), ckpt)
-    out = run_tool(['tools/test.py', config, str(ckpt), '--work-dir', str(tmp_path)] +
-               cfg_options_argv(cls_options(config, toy_cls)))
+    out = run_tool(
+        ['tools/test.py', config,
+         str(ckpt), '--work-dir',
+         str(tmp_path)] + cfg_options_argv(cls_options(config, toy_cls)))
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-3000:]
     assert 'mapped to backbone.* / head.fc.*' in log
@@ -214,7 +264,8 @@ def http_server(tmp_path):
     import threading
     served = tmp_path / 'served'
     served.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(served))
     server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -226,36 +277,51 @@ def http_server(tmp_path):
 def test_tools_test_takes_a_checkpoint_url(toy_cls, tmp_path, http_server):
     served, url = http_server
     config = str(REPO / 'configs/classification/scnet50_8xb32_in1k.py')
-    torch.save(calibrate_(RefSCNet(), seed=3).state_dict(), served / 'scnet50-release.pth')
+    torch.save(
+        calibrate_(RefSCNet(), seed=3).state_dict(),
+        served / 'scnet50-release.pth')
     env = dict(os.environ, TORCH_HOME=str(tmp_path / 'torch_home'))
-    out = subprocess.run([sys.executable, 'tools/test.py', config, f'{url}/scnet50-release.pth',
-                          '--work-dir', str(tmp_path / 'w')] +
-                         cfg_options_argv(cls_options(config, toy_cls)),
-                         capture_output=True, text=True, cwd=REPO, env=env)
+    out = subprocess.run(
+        [
+            sys.executable, 'tools/test.py', config,
+            f'{url}/scnet50-release.pth', '--work-dir',
+            str(tmp_path / 'w')
+        ] + cfg_options_argv(cls_options(config, toy_cls)),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env)
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-3000:]
-    assert 'mapped to backbone.* / head.fc.*' in log and re.search(r'accuracy/top1: \d', log)
+    assert 'mapped to backbone.* / head.fc.*' in log and re.search(
+        r'accuracy/top1: \d', log)
     cached = tmp_path / 'torch_home/hub/checkpoints/scnet50-release.pth'
     assert cached.read_bytes() == (served / 'scnet50-release.pth').read_bytes()
 
 
-def test_checkpoint_url_gets_the_weights_only_check(tmp_path, http_server, monkeypatch):
+def test_checkpoint_url_gets_the_weights_only_check(tmp_path, http_server,
+                                                    monkeypatch):
     from mmengine.runner import CheckpointLoader
     served, url = http_server
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
     marker = tmp_path / 'payload_ran'
 
     class Payload:
+
         def __reduce__(self):
             return (os.system, (f'touch {marker}', ))
 
     torch.save({'state_dict': {}, 'meta': Payload()}, served / 'evil.pth')
-    with pytest.raises(ValueError, match=r'cannot load checkpoint .*evil\.pth: it contains '
-                       'objects outside the allowed checkpoint types'):
+    with pytest.raises(
+            ValueError,
+            match=r'cannot load checkpoint .*evil\.pth: it contains '
+            'objects outside the allowed checkpoint types'):
         CheckpointLoader.load_checkpoint(f'{url}/evil.pth')
     assert not marker.exists()
-    with pytest.raises(ValueError, match=r'cannot download checkpoint http://127\.0\.0\.1:\d+/'
-                       r'nope\.pth: HTTP Error 404'):
+    with pytest.raises(
+            ValueError,
+            match=r'cannot download checkpoint http://127\.0\.0\.1:\d+/'
+            r'nope\.pth: HTTP Error 404'):
         CheckpointLoader.load_checkpoint(f'{url}/nope.pth')
 
 
@@ -263,14 +329,22 @@ def test_released_to_mmpretrain_converter_tool(tmp_path):
     ref = RefSCNet()
     src, dst = tmp_path / 'src.pth', tmp_path / 'dst.pth'
     torch.save(ref.state_dict(), src)
-    out = run_tool(['tools/model_converters/scnet2mmpretrain.py', str(src), str(dst)])
+    out = run_tool(
+        ['tools/model_converters/scnet2mmpretrain.py',
+         str(src),
+         str(dst)])
     assert out.returncode == 0, out.stderr
     converted = torch.load(dst, weights_only=True)['state_dict']
     assert torch.equal(converted['head.fc.weight'], ref.fc.weight)
     assert torch.equal(converted['backbone.layer3.5.scconv.k4.1.running_var'],
                        ref.layer3[5].scconv.k4[1].running_var)
-    out = run_tool(['tools/model_converters/scnet2mmpretrain.py', str(dst), str(tmp_path / 'x.pth')])
-    assert out.returncode == 2 and 'not in the released SCNet layout' in out.stderr
+    out = run_tool([
+        'tools/model_converters/scnet2mmpretrain.py',
+        str(dst),
+        str(tmp_path / 'x.pth')
+    ])
+    assert out.returncode == 2
+    assert 'not in the released SCNet layout' in out.stderr
 
 
 ABLATIONS = {
@@ -286,8 +360,10 @@ ABLATIONS = {
 @pytest.mark.parametrize('name', ABLATIONS)
 def test_ablation_configs_build_the_named_scconv(name):
     from mmpretrain.registry import MODELS
+
     from mmscnet.models import SCConv
-    model = MODELS.build(Config.fromfile(str(REPO / 'configs/classification' / name)).model)
+    model = MODELS.build(
+        Config.fromfile(str(REPO / 'configs/classification' / name)).model)
     scconvs = [m for m in model.modules() if isinstance(m, SCConv)]
     assert len(scconvs) == 16
     r, pooling_type, identity, up = ABLATIONS[name]
@@ -295,7 +371,7 @@ def test_ablation_configs_build_the_named_scconv(name):
         pool = m.k2[0]
         assert (pool.pooling_r, pool.pooling_type) == (r, pooling_type)
         assert m.with_identity is identity and m.upsample_mode == up
-    # and the difference shows in the computation: r sets the calibration map size
+    # and the difference shows in the computation: r sets the calibration map
+    # size
     with torch.no_grad():
         assert scconvs[0].k2(torch.rand(1, 32, 16, 16)).shape[-1] == 16 // r
-

@@ -1,29 +1,43 @@
-"""Evaluate a checkpoint with an mmdet, mmseg, mmpretrain or mmpose config (mmdet's interface).
+"""Evaluate a checkpoint with an mmdet, mmseg, mmpretrain or mmpose config
+(mmdet's interface).
 
-    python tools/test.py configs/detection/mask-rcnn_scnet50_fpn_1x_coco.py CHECKPOINT
+    python tools/test.py configs/detection/mask-rcnn_scnet50_fpn_1x_coco.py
+    CHECKPOINT
 """
 import argparse
 
+from mmscnet.apis.tool_setup import (add_common_args, apply_test_args,
+                                     build_runner, load_config,
+                                     parse_tool_args)
 from mmscnet.utils.datacheck import annotation_errors_named
-from mmscnet.apis.tool_setup import (add_common_args, apply_test_args, build_runner, load_config,
-                                parse_tool_args)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test (and evaluate) a model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--work-dir', help='the dir to save the evaluation metrics')
+    parser.add_argument(
+        '--work-dir', help='the dir to save the evaluation metrics')
     parser.add_argument('--out', help='dump predictions to a pickle file')
-    parser.add_argument('--show-dir', help='directory where painted images are saved '
-                        '(for mmdet: under WORK_DIR/TIMESTAMP/)')
-    parser.add_argument('--tta', action='store_true', help='test-time augmentation')
-    parser.add_argument('--deploy', nargs='?', const='fp32', choices=('fp32', 'bf16'),
-                        help='deploy mode: BatchNorm folded into the convs and channels_last; '
-                        'bf16: the backbone also under bf16 autocast')
-    parser.add_argument('--compile', action='store_true',
-                        help='with --deploy: also compile the backbone (torch.compile, inductor, '
-                        'frozen weights); compiles on the first batch and on new input shapes')
+    parser.add_argument(
+        '--show-dir',
+        help='directory where painted images are saved '
+        '(for mmdet: under WORK_DIR/TIMESTAMP/)')
+    parser.add_argument(
+        '--tta', action='store_true', help='test-time augmentation')
+    parser.add_argument(
+        '--deploy',
+        nargs='?',
+        const='fp32',
+        choices=('fp32', 'bf16'),
+        help='deploy mode: BatchNorm folded into the convs and channels_last; '
+        'bf16: the backbone also under bf16 autocast')
+    parser.add_argument(
+        '--compile',
+        action='store_true',
+        help='with --deploy: also compile the backbone (torch.compile, '
+        'inductor, '
+        'frozen weights); compiles on the first batch and on new input shapes')
     add_common_args(parser)
     return parse_tool_args(parser, argv)
 
@@ -31,10 +45,11 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options, args.launcher)
-    apply_test_args(cfg, args.config, args.checkpoint, args.work_dir, args.out, args.show_dir,
-                    args.tta, args.deploy, args.compile)
+    apply_test_args(cfg, args.config, args.checkpoint, args.work_dir, args.out,
+                    args.show_dir, args.tta, args.deploy, args.compile)
     with annotation_errors_named(cfg):
         return build_runner(cfg).test()
+
 
 if __name__ == '__main__':
     main()

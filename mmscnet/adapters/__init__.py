@@ -17,15 +17,20 @@ from .det import DetAdapter
 from .pose import PoseAdapter
 from .seg import SegAdapter
 
-ADAPTERS = {a.scope: a() for a in (DetAdapter, SegAdapter, ClsAdapter, PoseAdapter)}
+ADAPTERS = {
+    a.scope: a()
+    for a in (DetAdapter, SegAdapter, ClsAdapter, PoseAdapter)
+}
 SCOPES = tuple(ADAPTERS)
 
 
 def get_adapter(scope):
     """The adapter of ``scope`` (a config's ``default_scope``)."""
     if scope not in ADAPTERS:
-        raise ValueError(f'default_scope must be one of {SCOPES} (inherit a config of mmdet, '
-                         f'mmseg, mmpretrain or mmpose), got {scope!r}')
+        raise ValueError(
+            f'default_scope must be one of {SCOPES} (inherit a config of '
+            'mmdet, '
+            f'mmseg, mmpretrain or mmpose), got {scope!r}')
     return ADAPTERS[scope]
 
 

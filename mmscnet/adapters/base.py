@@ -14,14 +14,19 @@ class Adapter:
 
     def show(self, cfg, hook, show_dir):
         """Turn on painting of every test image into ``show_dir`` through the
-        config's ``default_hooks.visualization`` (``hook``, edited in place)."""
+        config's ``default_hooks.visualization`` (``hook``, edited in place).
+        """
         raise NotImplementedError
 
     def tta(self, cfg, config_path):
-        """Make sure ``cfg`` has ``tta_model`` and ``tta_pipeline`` for ``--tta``.
+        """Make sure ``cfg`` has ``tta_model`` and ``tta_pipeline`` for
+        ``--tta``.
         By default the config must carry both."""
         if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
-            raise ValueError(f'{config_path}: --tta needs tta_model and tta_pipeline in the config')
+            raise ValueError(
+                f'{config_path}: --tta needs tta_model and tta_pipeline in '
+                'the '
+                'config')
 
     def prepare_model(self, model):
         """Called on the Runner's model once it is built (default: nothing)."""
@@ -40,4 +45,7 @@ class Adapter:
 
 def random_images(batch_size, shape):
     h, w = shape
-    return [torch.randint(0, 255, (3, h, w), dtype=torch.uint8) for _ in range(batch_size)]
+    return [
+        torch.randint(0, 255, (3, h, w), dtype=torch.uint8)
+        for _ in range(batch_size)
+    ]

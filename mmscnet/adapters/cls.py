@@ -20,7 +20,8 @@ class ClsAdapter(Adapter):
     scope = 'mmpretrain'
 
     def show(self, cfg, hook, show_dir):
-        hook.update(enable=True, interval=1, out_dir=osp.join(cfg.work_dir, show_dir))
+        hook.update(
+            enable=True, interval=1, out_dir=osp.join(cfg.work_dir, show_dir))
 
     def prepare_model(self, model):
         accept_released_classifier(model)
@@ -30,25 +31,31 @@ class ClsAdapter(Adapter):
 
     def packed_batch(self, model, batch_size, shape, training):
         from mmpretrain.structures import DataSample
-        packed = dict(inputs=random_images(batch_size, shape),
-                      data_samples=[DataSample().set_gt_label(torch.randint(0, 1000, (1, )))
-                                    for _ in range(batch_size)])
+        packed = dict(
+            inputs=random_images(batch_size, shape),
+            data_samples=[
+                DataSample().set_gt_label(torch.randint(0, 1000, (1, )))
+                for _ in range(batch_size)
+            ])
         return model.data_preprocessor(packed, training)
 
 
 class _ClsInfer:
+
     def __init__(self, cfg, checkpoint, device):
         from mmengine.runner import load_checkpoint
         from mmpretrain.apis import ImageClassificationInferencer, get_model
         model = get_model(cfg, pretrained=False, device='cpu')
         classes = None
         if checkpoint:
-            # The authors' released checkpoints (conv1.*, fc.*) load as tools/test.py loads them.
+            # The authors' released checkpoints (conv1.*, fc.*) load as
+            # tools/test.py loads them.
             accept_released_classifier(model)
             ckpt = load_checkpoint(model, checkpoint, map_location='cpu')
-            classes = ckpt.get('meta', {}).get('dataset_meta', {}).get('classes')
-        self.inferencer = ImageClassificationInferencer(model, pretrained=False, device=device,
-                                                        classes=classes)
+            classes = ckpt.get('meta', {}).get('dataset_meta',
+                                               {}).get('classes')
+        self.inferencer = ImageClassificationInferencer(
+            model, pretrained=False, device=device, classes=classes)
 
     def __call__(self, paths):
         import mmcv
@@ -60,11 +67,23 @@ class _ClsInfer:
             inf.visualizer = UniversalVisualizer()
         vis = []
         for path, sample, pred in zip(paths, samples, preds):
-            inf.visualizer.visualize_cls(mmcv.imread(path, channel_order='rgb'), sample,
-                                         classes=inf.classes, draw_gt=False, draw_pred=True)
+            inf.visualizer.visualize_cls(
+                mmcv.imread(path, channel_order='rgb'),
+                sample,
+                classes=inf.classes,
+                draw_gt=False,
+                draw_pred=True)
             vis.append(inf.visualizer.get_image())
-            scores = pred.pop('pred_scores')  # 1000 numbers per image: keep the top 5
+            scores = pred.pop(
+                'pred_scores')  # 1000 numbers per image: keep the top 5
             top = np.argsort(-scores)[:5]
-            pred['top5'] = [{'label': int(i), 'score': float(scores[i]),
-                             **({'class': inf.classes[i]} if inf.classes else {})} for i in top]
+            pred['top5'] = [{
+                'label':
+                int(i),
+                'score':
+                float(scores[i]),
+                **({
+                    'class': inf.classes[i]
+                } if inf.classes else {})
+            } for i in top]
         return preds, vis

@@ -1,4 +1,5 @@
-"""mmdet: painting, flip TTA, ``DumpDetResults``, ``DetInferencer``, demo batches."""
+"""mmdet: painting, flip TTA, ``DumpDetResults``, ``DetInferencer``, demo
+batches."""
 import warnings
 from copy import deepcopy
 
@@ -10,27 +11,41 @@ class DetAdapter(Adapter):
     dump_metric = 'DumpDetResults'
 
     def show(self, cfg, hook, show_dir):
-        hook.update(draw=True, test_out_dir=show_dir)  # the hook puts it under work_dir/<time>/
+        hook.update(
+            draw=True,
+            test_out_dir=show_dir)  # the hook puts it under work_dir/<time>/
 
     def tta(self, cfg, config_path):
         # mmdet's own default: horizontal-flip TTA merged by NMS.
         if 'tta_model' not in cfg:
-            warnings.warn('no tta_model in the config: using flip TTA with NMS (mmdet default)')
-            cfg.tta_model = dict(type='DetTTAModel',
-                                 tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5),
-                                              max_per_img=100))
+            warnings.warn(
+                'no tta_model in the config: using flip TTA with NMS (mmdet '
+                'default)')
+            cfg.tta_model = dict(
+                type='DetTTAModel',
+                tta_cfg=dict(
+                    nms=dict(type='nms', iou_threshold=0.5), max_per_img=100))
         if 'tta_pipeline' not in cfg:
-            warnings.warn('no tta_pipeline in the config: flipping the test pipeline')
+            warnings.warn(
+                'no tta_pipeline in the config: flipping the test pipeline')
             data_cfg = cfg.test_dataloader.dataset
             while 'dataset' in data_cfg:
                 data_cfg = data_cfg['dataset']
             cfg.tta_pipeline = deepcopy(data_cfg.pipeline)
             cfg.tta_pipeline[-1] = dict(
                 type='TestTimeAug',
-                transforms=[[dict(type='RandomFlip', prob=1.), dict(type='RandomFlip', prob=0.)],
-                            [dict(type='PackDetInputs',
-                                  meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                                             'scale_factor', 'flip', 'flip_direction'))]])
+                transforms=[[
+                    dict(type='RandomFlip', prob=1.),
+                    dict(type='RandomFlip', prob=0.)
+                ],
+                            [
+                                dict(
+                                    type='PackDetInputs',
+                                    meta_keys=('img_id', 'img_path',
+                                               'ori_shape', 'img_shape',
+                                               'scale_factor', 'flip',
+                                               'flip_direction'))
+                            ]])
 
     def inferencer(self, cfg, checkpoint, device, score_thr=0.3, **kwargs):
         return _DetInfer(cfg, checkpoint, device, score_thr)
@@ -38,25 +53,37 @@ class DetAdapter(Adapter):
     def packed_batch(self, model, batch_size, shape, training):
         from mmdet.testing import demo_mm_inputs
         h, w = shape
-        head = getattr(getattr(model, 'roi_head', None), 'bbox_head', None) or \
-            getattr(model, 'bbox_head', None)
-        with_mask = getattr(getattr(model, 'roi_head', None), 'with_mask', False)
-        packed = demo_mm_inputs(batch_size, [(3, h, w)] * batch_size, num_items=[3] * batch_size,
-                                num_classes=getattr(head, 'num_classes', 80), with_mask=with_mask)
+        roi_head = getattr(model, 'roi_head', None)
+        head = (
+            getattr(roi_head, 'bbox_head', None)
+            or getattr(model, 'bbox_head', None))
+        with_mask = getattr(
+            getattr(model, 'roi_head', None), 'with_mask', False)
+        packed = demo_mm_inputs(
+            batch_size, [(3, h, w)] * batch_size,
+            num_items=[3] * batch_size,
+            num_classes=getattr(head, 'num_classes', 80),
+            with_mask=with_mask)
         return model.data_preprocessor(packed, training)
 
 
 class _DetInfer:
+
     def __init__(self, cfg, checkpoint, device, score_thr):
         from mmdet.apis import DetInferencer
-        self.inferencer = DetInferencer(model=cfg, weights=checkpoint, device=device,
-                                        show_progress=False)
+        self.inferencer = DetInferencer(
+            model=cfg, weights=checkpoint, device=device, show_progress=False)
         self.classes = self.inferencer.model.dataset_meta.get('classes')
         self.score_thr = score_thr
 
     def __call__(self, paths):
-        out = self.inferencer(paths, return_vis=True, no_save_vis=True, no_save_pred=True,
-                              pred_score_thr=self.score_thr, batch_size=len(paths))
+        out = self.inferencer(
+            paths,
+            return_vis=True,
+            no_save_vis=True,
+            no_save_pred=True,
+            pred_score_thr=self.score_thr,
+            batch_size=len(paths))
         preds = out['predictions']
         if self.classes:
             for p in preds:  # mmdet's JSON has label indices only

@@ -16,19 +16,27 @@ from pathlib import Path
 from mmengine.config import Config, ConfigDict
 
 from mmscnet.adapters import SCOPES, get_adapter
-from mmscnet.utils.config import log_rewrites, pop_rewrites, record_rewrite, swap_types
-
+from mmscnet.utils.config import (log_rewrites, pop_rewrites, record_rewrite,
+                                  swap_types)
 
 
 def add_common_args(parser):
-    """--cfg-options, --launcher and --local-rank, shared by tools/train.py and tools/test.py."""
+    """--cfg-options, --launcher and --local-rank, shared by tools/train.py and
+    tools/test.py."""
     from mmengine.config import DictAction
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value (e.g. '
-                        'train_dataloader.batch_size=4)')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK itself.
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value (e.g. '
+        'train_dataloader.batch_size=4)')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK
+    # itself.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
@@ -43,14 +51,19 @@ def load_config(path, cfg_options=None, launcher='none'):
     if not osp.isfile(path):
         raise FileNotFoundError(f'config file not found: {path}')
     if osp.splitext(path)[1] not in ('.py', '.json', '.yaml', '.yml'):
-        raise ValueError(f'unknown config file type {path!r}: expected .py, .json, .yaml or .yml')
+        raise ValueError(
+            f'unknown config file type {path!r}: expected .py, .json, .yaml '
+            'or '
+            '.yml')
     cfg = Config.fromfile(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     scope = cfg.get('default_scope')
     if scope not in SCOPES:
-        raise ValueError(f'{path}: default_scope must be one of {SCOPES} (inherit a config of '
-                         f'mmdet, mmseg, mmpretrain or mmpose), got {scope!r}')
+        raise ValueError(
+            f'{path}: default_scope must be one of {SCOPES} (inherit a config '
+            'of '
+            f'mmdet, mmseg, mmpretrain or mmpose), got {scope!r}')
     cfg.launcher = launcher
     return cfg
 
@@ -60,28 +73,39 @@ def _set_work_dir(cfg, config_path, work_dir):
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(config_path))[0])
 
 
-def apply_train_args(cfg, config_path, work_dir=None, amp=False, auto_scale_lr=False,
+def apply_train_args(cfg,
+                     config_path,
+                     work_dir=None,
+                     amp=False,
+                     auto_scale_lr=False,
                      resume=None):
-    """``resume``: None (no resume), 'auto' (latest checkpoint in the work dir) or a path."""
+    """``resume``: None (no resume), 'auto' (latest checkpoint in the work dir)
+    or a path."""
     _set_work_dir(cfg, config_path, work_dir)
     if amp:
         use_amp(cfg)
     if auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
-            raise ValueError(f'{config_path}: --auto-scale-lr needs '
-                             'auto_scale_lr=dict(base_batch_size=...) in the config')
+            raise ValueError(
+                f'{config_path}: --auto-scale-lr needs '
+                'auto_scale_lr=dict(base_batch_size=...) in the config')
         cfg.auto_scale_lr.enable = True
     if resume == 'auto':
         # mmengine reads work_dir/last_checkpoint; a newest checkpoint that is
         # cut short is named here, with the complete ones to choose from.
         from mmengine.runner import find_latest_checkpoint
+
         from mmscnet.utils.checkpoint_io import check_complete
-        last = find_latest_checkpoint(cfg.work_dir) if osp.isdir(cfg.work_dir) else None
+        last = find_latest_checkpoint(cfg.work_dir) if osp.isdir(
+            cfg.work_dir) else None
         if last:
-            check_complete(last, f'the newest checkpoint (named in {cfg.work_dir}/last_checkpoint)')
+            check_complete(
+                last, 'the newest checkpoint (named in '
+                f'{cfg.work_dir}/last_checkpoint)')
         cfg.resume, cfg.load_from = True, None
     elif resume is not None:
         if '://' not in resume and not osp.isfile(resume):
@@ -91,13 +115,17 @@ def apply_train_args(cfg, config_path, work_dir=None, amp=False, auto_scale_lr=F
         last = Path(cfg.work_dir, 'last_checkpoint')
         if last.is_file():
             raise FileExistsError(
-                f'{cfg.work_dir} holds the checkpoints of an earlier training (last: '
-                f'{last.read_text().strip()}); a new training would overwrite them. Continue '
+                f'{cfg.work_dir} holds the checkpoints of an earlier training '
+                '(last: '
+                f'{last.read_text().strip()}); a new training would overwrite '
+                'them. Continue '
                 'it with --resume, or give a new --work-dir')
     _use_crash_safe_checkpoints(cfg)
-    from mmscnet.utils.datacheck import check_annotation_files, check_class_counts, use_data_checks
+    from mmscnet.utils.datacheck import (check_annotation_files,
+                                         check_class_counts, use_data_checks)
     use_data_checks(cfg)
-    check_annotation_files(cfg, ('train_dataloader', 'val_dataloader', 'val_evaluator'))
+    check_annotation_files(
+        cfg, ('train_dataloader', 'val_dataloader', 'val_evaluator'))
     if cfg.get('val_cfg') and cfg.get('val_dataloader'):
         check_class_counts(cfg, ('val_evaluator', ))
     return cfg
@@ -113,37 +141,56 @@ def use_amp(cfg):
     cls = OPTIM_WRAPPERS.get(kind) if isinstance(kind, str) else kind
     if isinstance(cls, type) and issubclass(cls, AmpOptimWrapper):
         from mmengine.logging import print_log
-        print_log(f'--amp: the config\'s optim_wrapper ({kind}) already does AMP; kept',
-                  logger='current')
+        print_log(
+            f'--amp: the config\'s optim_wrapper ({kind}) already does AMP; '
+            'kept',
+            logger='current')
         return
     if kind not in ('OptimWrapper', 'mmengine.OptimWrapper'):
-        raise ValueError(f'--amp turns OptimWrapper into AmpOptimWrapper, but the config\'s '
-                         f'optim_wrapper.type is {kind!r}: set an AMP-capable wrapper in the '
-                         'config instead of --amp')
+        raise ValueError(
+            '--amp turns OptimWrapper into AmpOptimWrapper, but the config\'s '
+            ''
+            f'optim_wrapper.type is {kind!r}: set an AMP-capable wrapper in '
+            'the '
+            'config instead of --amp')
     cfg.optim_wrapper.type = 'AmpOptimWrapper'
     cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    record_rewrite(cfg, 'OptimWrapper', 'AmpOptimWrapper', 'asked for by --amp '
+    record_rewrite(cfg, 'OptimWrapper', 'AmpOptimWrapper',
+                   'asked for by --amp '
                    '(dynamic loss scale)')
 
 
 def _use_crash_safe_checkpoints(cfg):
     """mmengine's CheckpointHook -> mmscnet.CheckpointHook (same arguments; see
     mmscnet/engine/hooks/checkpoint_hook.py)."""
-    swap_types(cfg, cfg.get('default_hooks', {}).get('checkpoint'),
-               ('CheckpointHook', 'mmengine.CheckpointHook'), 'mmscnet.CheckpointHook',
-               'the same hook, safe to kill while it saves (default_hooks.checkpoint)')
+    swap_types(
+        cfg,
+        cfg.get('default_hooks', {}).get('checkpoint'),
+        ('CheckpointHook', 'mmengine.CheckpointHook'),
+        'mmscnet.CheckpointHook',
+        'the same hook, safe to kill while it saves (default_hooks.checkpoint)'
+    )
 
 
-def apply_test_args(cfg, config_path, checkpoint, work_dir=None, out=None, show_dir=None,
-                    tta=False, deploy=None, compile=False):
+def apply_test_args(cfg,
+                    config_path,
+                    checkpoint,
+                    work_dir=None,
+                    out=None,
+                    show_dir=None,
+                    tta=False,
+                    deploy=None,
+                    compile=False):
     """Point ``cfg`` at ``checkpoint`` and turn on the requested outputs."""
-    if '://' not in checkpoint and not osp.isfile(checkpoint):  # URLs: mmengine's loaders
+    if '://' not in checkpoint and not osp.isfile(
+            checkpoint):  # URLs: mmengine's loaders
         raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
     if out is not None and not out.endswith(('.pkl', '.pickle')):
         raise ValueError(f'--out must be a .pkl or .pickle file, got {out!r}')
     _set_work_dir(cfg, config_path, work_dir)
     cfg.load_from = checkpoint
-    from mmscnet.utils.datacheck import check_annotation_files, check_class_counts, use_data_checks
+    from mmscnet.utils.datacheck import (check_annotation_files,
+                                         check_class_counts, use_data_checks)
     use_data_checks(cfg)
     check_annotation_files(cfg, ('test_dataloader', 'test_evaluator'))
     check_class_counts(cfg, ('test_evaluator', ))
@@ -151,31 +198,43 @@ def apply_test_args(cfg, config_path, checkpoint, work_dir=None, out=None, show_
     if show_dir is not None:
         hook = cfg.default_hooks.get('visualization')
         if hook is None:
-            raise ValueError(f'{config_path}: --show-dir needs default_hooks.visualization')
+            raise ValueError(
+                f'{config_path}: --show-dir needs default_hooks.visualization')
         adapter.show(cfg, hook, show_dir)
     if tta:
         adapter.tta(cfg, config_path)
         cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
-        record_rewrite(cfg, 'model / test pipeline', f'{cfg.tta_model.type} / tta_pipeline',
+        record_rewrite(cfg, 'model / test pipeline',
+                       f'{cfg.tta_model.type} / tta_pipeline',
                        'asked for by --tta')
     if compile and deploy is None:
-        raise ValueError('--compile compiles the deployed backbone: give --deploy too '
-                         '(--deploy --compile, or --deploy bf16 --compile)')
+        raise ValueError(
+            '--compile compiles the deployed backbone: give --deploy too '
+            '(--deploy --compile, or --deploy bf16 --compile)')
     if deploy is not None:
         from mmscnet.deploy import PRECISIONS
         if deploy not in PRECISIONS:
-            raise ValueError(f'--deploy must be one of {PRECISIONS}, got {deploy!r}')
-        # Once the checkpoint is loaded: fold BN into convs, channels_last, maybe bf16.
+            raise ValueError(
+                f'--deploy must be one of {PRECISIONS}, got {deploy!r}')
+        # Once the checkpoint is loaded: fold BN into convs, channels_last,
+        # maybe bf16.
         cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
-            dict(type='mmscnet.DeployHook', precision=deploy, compile=compile)]
-        record_rewrite(cfg, 'custom_hooks', 'custom_hooks + mmscnet.DeployHook',
-                       f'asked for by --deploy {deploy}' + (' --compile' if compile else ''))
+            dict(type='mmscnet.DeployHook', precision=deploy, compile=compile)
+        ]
+        record_rewrite(
+            cfg, 'custom_hooks', 'custom_hooks + mmscnet.DeployHook',
+            f'asked for by --deploy {deploy}' +
+            (' --compile' if compile else ''))
     if out is not None:
         metrics = cfg.test_evaluator
-        metrics = list(metrics) if isinstance(metrics, (list, tuple)) else [metrics]
-        cfg.test_evaluator = metrics + [dict(type=adapter.dump_metric, out_file_path=out)]
-        record_rewrite(cfg, 'test_evaluator', f'test_evaluator + {adapter.dump_metric}',
+        metrics = list(metrics) if isinstance(metrics,
+                                              (list, tuple)) else [metrics]
+        cfg.test_evaluator = metrics + [
+            dict(type=adapter.dump_metric, out_file_path=out)
+        ]
+        record_rewrite(cfg, 'test_evaluator',
+                       f'test_evaluator + {adapter.dump_metric}',
                        f'asked for by --out {out}')
     return cfg
 
@@ -187,10 +246,12 @@ def build_runner(cfg):
     from mmscnet.utils.dist_utils import setup_distributed
     setup_distributed(cfg)
     if cfg.get('randomness', {}).get('deterministic'):
-        # cuBLAS refuses PyTorch's deterministic mode without a fixed workspace.
+        # cuBLAS refuses PyTorch's deterministic mode without a fixed
+        # workspace.
         os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
     rewrites = pop_rewrites(cfg)  # never into the config the Runner saves
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner = Runner.from_cfg(
+        cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     log_rewrites(rewrites, runner.logger)
     get_adapter(cfg.default_scope).prepare_model(runner.model)
     return runner

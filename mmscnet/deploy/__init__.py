@@ -1,4 +1,5 @@
-"""Deploy: deploy mode for inference (:mod:`.optimize`: BN folded, channels_last,
+"""Deploy: deploy mode for inference (:mod:`.optimize`: BN folded,
+channels_last,
 bf16, compiled) and ONNX export (:mod:`.onnx`). ``tools/test.py --deploy``
 runs :func:`optimize` through ``mmscnet.DeployHook`` (engine/hooks)."""
 from .optimize import PRECISIONS, optimize, unfused_batchnorms

@@ -26,15 +26,25 @@ def export_onnx(module, path, example, dynamic=True, output_names=None):
     with torch.no_grad():
         outs = module(example)
     n = len(outs) if isinstance(outs, (tuple, list)) else 1
-    output_names = output_names or ([f'stage{i + 1}' for i in range(n)] if n > 1 else ['output'])
+    output_names = output_names or ([f'stage{i + 1}' for i in range(n)]
+                                    if n > 1 else ['output'])
     shapes = None
     if dynamic:
         dim = torch.export.Dim
-        shapes = ({0: dim('batch', min=1, max=1024), 2: dim('height', min=32, max=4096),
-                   3: dim('width', min=32, max=4096)}, )
-    torch.onnx.export(module, (example, ), path, input_names=['input'],
-                      output_names=output_names, dynamic_shapes=shapes, dynamo=True,
-                      external_data=False, verbose=False)
+        shapes = ({
+            0: dim('batch', min=1, max=1024),
+            2: dim('height', min=32, max=4096),
+            3: dim('width', min=32, max=4096)
+        }, )
+    torch.onnx.export(
+        module, (example, ),
+        path,
+        input_names=['input'],
+        output_names=output_names,
+        dynamic_shapes=shapes,
+        dynamo=True,
+        external_data=False,
+        verbose=False)
     return output_names
 
 
@@ -43,14 +53,17 @@ def onnx_session(path, threads=None):
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
-    return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    return ort.InferenceSession(
+        path, options, providers=['CPUExecutionProvider'])
 
 
 def onnx_max_rel_diff(module, session, x):
-    """Largest ``max|onnx - torch| / max|torch|`` over the outputs for input ``x``."""
+    """Largest ``max|onnx - torch| / max|torch|`` over the outputs for input
+    ``x``."""
     with torch.no_grad():
         ref = module(x)
     ref = ref if isinstance(ref, (tuple, list)) else [ref]
     outs = session.run(None, {'input': x.numpy()})
-    return max(float((torch.from_numpy(o) - r).abs().max() / r.abs().max().clamp_min(1e-12))
-               for o, r in zip(outs, ref))
+    return max(
+        float((torch.from_numpy(o) - r).abs().max() /
+              r.abs().max().clamp_min(1e-12)) for o, r in zip(outs, ref))

@@ -1,4 +1,5 @@
-"""Deploy mode for inference: ``optimize(model)``, which ``tools/test.py --deploy``
+"""Deploy mode for inference: ``optimize(model)``, which ``tools/test.py
+--deploy``
 runs through ``mmscnet.DeployHook``.
 
 Three changes that leave an eval-mode model's function unchanged (fp32) or
@@ -35,7 +36,8 @@ PRECISIONS = ('fp32', 'bf16')
 
 
 def _fuse_scnet_stems(model):
-    """The deep stem's last conv (``conv1[-1]``) and ``bn1``: what mmcv cannot pair."""
+    """The deep stem's last conv (``conv1[-1]``) and ``bn1``: what mmcv cannot
+    pair."""
     from mmscnet.models import SCNet
     for m in model.modules():
         if isinstance(m, SCNet) and isinstance(m.conv1, nn.Sequential) and \
@@ -47,8 +49,10 @@ def _fuse_scnet_stems(model):
 def _refuse_training(self, mode=True):
     if mode:
         raise RuntimeError(
-            f'{type(self).__name__} was optimized for deployment (BatchNorm folded into the '
-            'convs): it cannot be trained. Build the model again from its config to train it.')
+            f'{type(self).__name__} was optimized for deployment (BatchNorm '
+            'folded into the '
+            'convs): it cannot be trained. Build the model again from its '
+            'config to train it.')
     return self._mmscnet_train(False)
 
 
@@ -56,6 +60,7 @@ def _deploy_forward(forward, device_type, channels_last, bf16):
     """The backbone's forward on a channels-last input, maybe under bf16
     autocast, with fp32 NCHW outputs: necks and heads get what they always got
     (mmcv's CPU RoIAlign, for one, reads raw NCHW memory)."""
+
     @functools.wraps(forward)
     def run(x, *args, **kwargs):
         if channels_last:
@@ -65,6 +70,7 @@ def _deploy_forward(forward, device_type, channels_last, bf16):
         if isinstance(outs, torch.Tensor):
             return outs.float().contiguous()
         return type(outs)(o.float().contiguous() for o in outs)
+
     return run
 
 
@@ -76,7 +82,8 @@ def optimize(model, precision='fp32', channels_last=True, compile=False):
     them is seen is up to inductor). In place; returns ``model``, in eval
     mode and refusing ``train()``."""
     if precision not in PRECISIONS:
-        raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
+        raise ValueError(
+            f'precision must be one of {PRECISIONS}, got {precision!r}')
     if not isinstance(compile, bool):
         raise ValueError(f'compile must be True or False, got {compile!r}')
     if getattr(model, '_mmscnet_deployed', None):
@@ -85,7 +92,8 @@ def optimize(model, precision='fp32', channels_last=True, compile=False):
     with torch.no_grad():
         _fuse_scnet_stems(model)
         fuse_conv_bn(model)
-    # The backbone (also inside a TTA wrapper, ``model.module``), else the whole model.
+    # The backbone (also inside a TTA wrapper, ``model.module``), else the
+    # whole model.
     inner = getattr(model, 'module', model)
     backbone = getattr(inner, 'backbone', model)
     if channels_last:
@@ -104,5 +112,9 @@ def optimize(model, precision='fp32', channels_last=True, compile=False):
 
 
 def unfused_batchnorms(model):
-    """Names of BatchNorm layers that are still there (e.g. after a transposed conv)."""
-    return [n for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    """Names of BatchNorm layers that are still there (e.g. after a transposed
+    conv)."""
+    return [
+        n for n, m in model.named_modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm)
+    ]

@@ -1,3 +1,6 @@
-from .hooks import CheckpointHook, DataCheckHook, DeployHook, PoseVisualizationHook
+from .hooks import (CheckpointHook, DataCheckHook, DeployHook,
+                    PoseVisualizationHook)
 
-__all__ = ['CheckpointHook', 'DataCheckHook', 'DeployHook', 'PoseVisualizationHook']
+__all__ = [
+    'CheckpointHook', 'DataCheckHook', 'DeployHook', 'PoseVisualizationHook'
+]

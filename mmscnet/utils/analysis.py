@@ -23,12 +23,16 @@ def backbone_summary(cfg, hw=(224, 224), registry='mmdet'):
         stages = [tuple(o.shape) for o in model(x)]
     logger = MMLogger.get_current_instance()
     level = logger.level
-    logger.setLevel(logging.ERROR)  # pooling/BN "unsupported operator" notes: counted as 0
+    logger.setLevel(
+        logging.ERROR)  # pooling/BN "unsupported operator" notes: counted as 0
     try:
         flops = FlopAnalyzer(model, (x, )).total()
     finally:
         logger.setLevel(level)
-    return dict(stages=stages, params=sum(p.numel() for p in model.parameters()), flops=flops)
+    return dict(
+        stages=stages,
+        params=sum(p.numel() for p in model.parameters()),
+        flops=flops)
 
 
 def effective_receptive_field(forward, images):
@@ -47,7 +51,9 @@ def effective_receptive_field(forward, images):
         y[0, :, h // 2, w // 2].sum().backward()
         total += x.grad[0].abs().sum(0).double()
     if total.sum() == 0:
-        raise ValueError('the centre unit does not depend on the input (all gradients are 0)')
+        raise ValueError(
+            'the centre unit does not depend on the input (all gradients are '
+            '0)')
     return total / total.sum()
 
 

@@ -15,7 +15,8 @@ import time
 import torch
 
 # Keyword arguments of SCNet that ResNet does not take.
-SCNET_ONLY = ('pooling_r', 'pooling_type', 'with_identity', 'upsample_mode', 'avd')
+SCNET_ONLY = ('pooling_r', 'pooling_type', 'with_identity', 'upsample_mode',
+              'avd')
 
 
 def _sync(device):
@@ -24,7 +25,8 @@ def _sync(device):
 
 
 def timed_rounds(cases, repeat=10, warmup=2, device='cpu'):
-    """``{name: [seconds per call, one per round]}`` for ``{name: callable}``."""
+    """``{name: [seconds per call, one per round]}`` for ``{name: callable}``.
+    """
     device = torch.device(device)
     names = list(cases)
     for _ in range(warmup):
@@ -42,11 +44,13 @@ def timed_rounds(cases, repeat=10, warmup=2, device='cpu'):
 
 
 def summarize(samples):
-    return dict(median=statistics.median(samples), min=min(samples), max=max(samples))
+    return dict(
+        median=statistics.median(samples), min=min(samples), max=max(samples))
 
 
 def cpu_has_native_bf16():
-    """AVX512-BF16 or AMX: without them oneDNN emulates bf16, far slower than fp32."""
+    """AVX512-BF16 or AMX: without them oneDNN emulates bf16, far slower than
+    fp32."""
     try:
         with open('/proc/cpuinfo') as f:
             flags = f.read()
@@ -74,14 +78,19 @@ def resnet_twin(backbone_cfg, library='mmdet'):
     kind = cfg.pop('type').split('.')[-1]
     name = {'SCNet': 'ResNet', 'SCNetV1d': 'ResNetV1d'}.get(kind)
     if name is None:
-        raise ValueError(f'no ResNet twin for backbone type {kind!r}: expected SCNet or SCNetV1d')
+        raise ValueError(
+            f'no ResNet twin for backbone type {kind!r}: expected SCNet or '
+            'SCNetV1d')
     registry = importlib.import_module(f'{library}.registry').MODELS
     cls = registry.get(name)
     accepted = set(inspect.signature(cls.__init__).parameters)
     for base in cls.__mro__[1:]:  # ResNetV1d passes **kwargs on to ResNet
         if base.__init__ is not object.__init__:
             accepted |= set(inspect.signature(base.__init__).parameters)
-    cfg = {k: v for k, v in cfg.items() if k not in SCNET_ONLY and k in accepted}
+    cfg = {
+        k: v
+        for k, v in cfg.items() if k not in SCNET_ONLY and k in accepted
+    }
     return dict(type=f'{library}.{name}', **cfg)
 
 
@@ -108,6 +117,7 @@ def train_step(model, x, precision='fp32'):
         loss = sum(o.float().mean() for o in outs)
         loss.backward()
         optimizer.step()
+
     return step
 
 
@@ -117,6 +127,7 @@ def inference(model, x, precision='fp32'):
     def run():
         with torch.no_grad(), autocast(x.device, precision):
             model(x)
+
     return run
 
 
@@ -164,21 +175,25 @@ def clone_with(model, **attrs):
 
 
 def profile_ops(step, top=10):
-    """``[(operator, self CPU ms, calls)]``: where one call of ``step`` spends its time."""
+    """``[(operator, self CPU ms, calls)]``: where one call of ``step`` spends
+    its time."""
     from torch.profiler import ProfilerActivity, profile
     step()  # warm-up outside the profile
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         step()
-    rows = [(e.key, e.self_cpu_time_total / 1e3, e.count) for e in prof.key_averages()]
+    rows = [(e.key, e.self_cpu_time_total / 1e3, e.count)
+            for e in prof.key_averages()]
     rows.sort(key=lambda r: -r[1])
     return rows[:top], sum(r[1] for r in rows)
 
 
 # ---------------------------------------------------------------- whole models
 
+
 def build_config_pair(config, cfg_options=None):
     """The model of an mmdet/mmseg/mmpretrain/mmpose config, and the same
-    model with the ResNet twin as backbone; random weights, nothing downloaded."""
+    model with the ResNet twin as backbone; random weights, nothing downloaded.
+    """
     import importlib
 
     from mmengine.registry import init_default_scope
@@ -191,8 +206,10 @@ def build_config_pair(config, cfg_options=None):
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg.get('backbone', {}).pop('init_cfg', None)
     model_cfg.pop('pretrained', None)
-    if 'backbone' not in model_cfg or not str(model_cfg.backbone.type).startswith('mmscnet.'):
-        raise ValueError(f'{config}: the model has no mmscnet backbone to compare')
+    if 'backbone' not in model_cfg or not str(
+            model_cfg.backbone.type).startswith('mmscnet.'):
+        raise ValueError(
+            f'{config}: the model has no mmscnet backbone to compare')
     scnet = registry.build(model_cfg)
     twin_cfg = copy.deepcopy(model_cfg)
     twin_cfg.backbone = resnet_twin(model_cfg.backbone, scope)
@@ -201,8 +218,10 @@ def build_config_pair(config, cfg_options=None):
 
 
 def config_test_shape(cfg):
-    """(H, W) the config tests at: its Resize scale, long side first for mmdet."""
-    for t in cfg.get('test_pipeline', cfg.test_dataloader.dataset.get('pipeline', [])):
+    """(H, W) the config tests at: its Resize scale, long side first for mmdet.
+    """
+    for t in cfg.get('test_pipeline',
+                     cfg.test_dataloader.dataset.get('pipeline', [])):
         if t['type'] in ('Resize', 'RandomResize') and 'scale' in t:
             w, h = t['scale']
             return (min(w, h), max(w, h)) if t.get('keep_ratio') else (h, w)
@@ -213,7 +232,8 @@ def config_test_shape(cfg):
             return (h, w)
     if 'crop_size' in cfg:
         return tuple(cfg.crop_size)
-    raise ValueError('cannot tell the test size of this config: give --shape H W')
+    raise ValueError(
+        'cannot tell the test size of this config: give --shape H W')
 
 
 def packed_batch(scope, model, batch_size, shape, training):
@@ -224,7 +244,8 @@ def packed_batch(scope, model, batch_size, shape, training):
 
 
 def whole_model_cases(scope, model, batch_size, shape, precision, train):
-    """``predict`` (and with ``train`` a training iteration) of a whole model."""
+    """``predict`` (and with ``train`` a training iteration) of a whole model.
+    """
     device = next(model.parameters()).device
     cases = {}
     model.eval()
@@ -233,6 +254,7 @@ def whole_model_cases(scope, model, batch_size, shape, precision, train):
     def predict():
         with torch.no_grad(), autocast(device, precision):
             model(**data, mode='predict')
+
     cases['inference'] = predict
     if train:
         train_data = packed_batch(scope, model, batch_size, shape, True)
@@ -248,5 +270,6 @@ def whole_model_cases(scope, model, batch_size, shape, precision, train):
             loss.backward()
             optimizer.step()
             model.eval()
+
         cases['train'] = step
     return cases

@@ -60,26 +60,36 @@ def _history_buffer_getattr(obj, name):
     """``getattr`` restricted to what a pickled HistoryBuffer needs."""
     if obj is HistoryBuffer and name in _HISTORY_BUFFER_METHODS:
         return getattr(obj, name)
-    raise ValueError(f'checkpoint asks for getattr({obj!r}, {name!r}); only '
-                     f'getattr(HistoryBuffer, one of {sorted(_HISTORY_BUFFER_METHODS)}) is allowed')
+    raise ValueError(
+        f'checkpoint asks for getattr({obj!r}, {name!r}); only '
+        f'getattr(HistoryBuffer, one of {sorted(_HISTORY_BUFFER_METHODS)}) is '
+        'allowed')
 
 
 def _numpy_globals():
-    # numpy 2 renamed numpy.core to numpy._core (numpy 1.26 has a _core stub only).
+    # numpy 2 renamed numpy.core to numpy._core (numpy 1.26 has a _core stub
+    # only).
     if int(np.__version__.split('.')[0]) >= 2:
         from numpy._core import multiarray
     else:
         from numpy.core import multiarray
-    allowed = [HistoryBuffer, np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar]
+    allowed = [
+        HistoryBuffer, np.ndarray, np.dtype, multiarray._reconstruct,
+        multiarray.scalar
+    ]
     # numpy >= 1.25 pickles a dtype's class, e.g. numpy.dtypes.Float64DType.
     dtypes = getattr(np, 'dtypes', None)
     if dtypes is not None:
-        allowed += [cls for cls in vars(dtypes).values()
-                    if isinstance(cls, type) and issubclass(cls, np.dtype)]
+        allowed += [
+            cls for cls in vars(dtypes).values()
+            if isinstance(cls, type) and issubclass(cls, np.dtype)
+        ]
     return allowed
 
 
-MMENGINE_SAFE_GLOBALS = _numpy_globals() + [(_history_buffer_getattr, 'builtins.getattr')]
+MMENGINE_SAFE_GLOBALS = _numpy_globals() + [
+    (_history_buffer_getattr, 'builtins.getattr')
+]
 
 
 @functools.lru_cache(maxsize=None)
@@ -87,27 +97,33 @@ def _allowed_by_name():
     """``{'module.name': object}`` for the restricted unpickler: torch's own
     weights-only allowlist plus :data:`MMENGINE_SAFE_GLOBALS`."""
     import codecs
+
     from torch import _weights_only_unpickler
     allowed = dict(_weights_only_unpickler._get_allowed_globals())
-    allowed['_codecs.encode'] = codecs.encode  # how numpy pickles an array's bytes
+    allowed[
+        '_codecs.encode'] = codecs.encode  # how numpy pickles an array's bytes
     for obj in MMENGINE_SAFE_GLOBALS:
         if isinstance(obj, tuple):
             obj, name = obj
         else:
             name = f'{obj.__module__}.{obj.__qualname__}'
         allowed[name] = obj
-        # numpy 2 renamed numpy.core to numpy._core; files of either spelling load.
-        for a, b in (('numpy._core.', 'numpy.core.'), ('numpy.core.', 'numpy._core.')):
+        # numpy 2 renamed numpy.core to numpy._core; files of either spelling
+        # load.
+        for a, b in (('numpy._core.', 'numpy.core.'), ('numpy.core.',
+                                                       'numpy._core.')):
             if name.startswith(a):
                 allowed[b + name[len(a):]] = obj
     return allowed
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    """Returns only allowlisted globals; any other is refused before it runs."""
+    """Returns only allowlisted globals; any other is refused before it runs.
+    """
 
     def find_class(self, module, name):
         import _compat_pickle
+
         # Protocol-2 files (torch's default) name Python 2 modules, e.g.
         # __builtin__.getattr; map them as pickle's own find_class does.
         if (module, name) in _compat_pickle.NAME_MAPPING:
@@ -117,7 +133,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
         key = f'{module}.{name}'
         if key not in allowed:
             raise pickle.UnpicklingError(
-                f'global {key} is not an allowed checkpoint type (refused without running it)')
+                f'global {key} is not an allowed checkpoint type (refused '
+                'without running it)')
         return allowed[key]
 
 
@@ -129,8 +146,10 @@ def _restricted_load(file, **kwargs):
 # Unpickler (adding storages and persistent ids) and calls its load for the
 # legacy format's header.
 RESTRICTED_PICKLE = types.SimpleNamespace(
-    __name__='mmscnet.utils.checkpoint_io.RESTRICTED_PICKLE', Unpickler=_RestrictedUnpickler,
-    load=_restricted_load, UnpicklingError=pickle.UnpicklingError)
+    __name__='mmscnet.utils.checkpoint_io.RESTRICTED_PICKLE',
+    Unpickler=_RestrictedUnpickler,
+    load=_restricted_load,
+    UnpicklingError=pickle.UnpicklingError)
 
 
 def _torch_has_safe_globals():
@@ -140,15 +159,21 @@ def _torch_has_safe_globals():
 def _load(filename, map_location, mechanism):
     if mechanism == 'torch':
         with torch.serialization.safe_globals(MMENGINE_SAFE_GLOBALS):
-            return torch.load(filename, map_location=map_location, weights_only=True)
-    # weights_only=False only hands the file to RESTRICTED_PICKLE (torch refuses
+            return torch.load(
+                filename, map_location=map_location, weights_only=True)
+    # weights_only=False only hands the file to RESTRICTED_PICKLE (torch
+    # refuses
     # a pickle_module together with weights_only=True); that does the refusing.
-    return torch.load(filename, map_location=map_location, weights_only=False,
-                      pickle_module=RESTRICTED_PICKLE)
+    return torch.load(
+        filename,
+        map_location=map_location,
+        weights_only=False,
+        pickle_module=RESTRICTED_PICKLE)
 
 
 def load_from_local(filename, map_location=None, mechanism=None):
-    """``torch.load(filename, weights_only=True)`` that accepts mmengine checkpoints.
+    """``torch.load(filename, weights_only=True)`` that accepts mmengine
+    checkpoints.
 
     ``mechanism``: ``'torch'`` (PyTorch's weights-only unpickler with
     :data:`MMENGINE_SAFE_GLOBALS`, the default where torch has
@@ -160,22 +185,29 @@ def load_from_local(filename, map_location=None, mechanism=None):
     if mechanism is None:
         mechanism = 'torch' if _torch_has_safe_globals() else 'restricted'
     if mechanism not in ('torch', 'restricted'):
-        raise ValueError(f"mechanism must be 'torch' or 'restricted', not {mechanism!r}")
+        raise ValueError(
+            f"mechanism must be 'torch' or 'restricted', not {mechanism!r}")
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint not found: {filename}')
     try:
         return _load(filename, map_location, mechanism)
     except Exception as e:
-        if isinstance(e, RuntimeError) and 'zip archive' in str(e) or isinstance(e, EOFError):
+        if isinstance(e,
+                      RuntimeError) and 'zip archive' in str(e) or isinstance(
+                          e, EOFError):
             cause = 'the file is truncated or not a PyTorch checkpoint'
-        elif isinstance(e, (torch.serialization.pickle.UnpicklingError, ValueError)):
-            cause = ('it contains objects outside the allowed checkpoint types '
-                     '(tensors, numbers, strings, containers, mmengine HistoryBuffer, '
-                     'numpy arrays); refused without running them')
+        elif isinstance(
+                e, (torch.serialization.pickle.UnpicklingError, ValueError)):
+            cause = (
+                'it contains objects outside the allowed checkpoint types '
+                '(tensors, numbers, strings, containers, mmengine '
+                'HistoryBuffer, '
+                'numpy arrays); refused without running them')
         else:
             cause = 'it could not be read'
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first_line = str(e).strip().splitlines()[0] if str(
+            e).strip() else type(e).__name__
         raise ValueError(f'cannot load checkpoint {filename}: {cause} '
                          f'({type(e).__name__}: {first_line})') from e
 
@@ -197,7 +229,8 @@ def load_from_url(url, map_location=None, model_dir=None):
     if rank == 0 and not osp.isfile(cached):
         os.makedirs(model_dir, exist_ok=True)
         try:
-            download_url_to_file(url, cached, progress=False)  # temp file, then rename
+            download_url_to_file(
+                url, cached, progress=False)  # temp file, then rename
         except Exception as e:
             raise ValueError(f'cannot download checkpoint {url}: {e}') from e
     if world_size > 1:
@@ -211,20 +244,25 @@ def load_state_dict_file(path):
     Returns the file's ``state_dict`` entry when it has one (mmengine / mmcv
     checkpoints), else the file's top-level dict.
     """
-    ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')  # a file or URL
+    ckpt = CheckpointLoader.load_checkpoint(
+        path, map_location='cpu')  # a file or URL
     if isinstance(ckpt, dict) and isinstance(ckpt.get('state_dict'), dict):
         ckpt = ckpt['state_dict']
-    if not isinstance(ckpt, dict) or not all(isinstance(v, torch.Tensor) for v in ckpt.values()):
-        raise ValueError(f'{path} does not hold a state dict (a mapping of names to tensors)')
+    if not isinstance(ckpt, dict) or not all(
+            isinstance(v, torch.Tensor) for v in ckpt.values()):
+        raise ValueError(
+            f'{path} does not hold a state dict (a mapping of names to '
+            'tensors)')
     return ckpt
 
 
 def register():
     """Route mmengine's local-file and URL checkpoint loading through
     :func:`load_from_local` and :func:`load_from_url`."""
-    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
-    CheckpointLoader.register_scheme(prefixes=('http://', 'https://'), loader=load_from_url,
-                                     force=True)
+    CheckpointLoader.register_scheme(
+        prefixes='', loader=load_from_local, force=True)
+    CheckpointLoader.register_scheme(
+        prefixes=('http://', 'https://'), loader=load_from_url, force=True)
 
 
 def check_complete(path, what='checkpoint'):
@@ -239,12 +277,19 @@ def check_complete(path, what='checkpoint'):
         is_zip = f.read(4) == b'PK\x03\x04'
     if not is_zip or zipfile.is_zipfile(path):
         return  # complete, or the legacy format (the loader reports problems)
-    others = sorted((p for p in glob.glob(osp.join(osp.dirname(path), '*.pth'))
-                     if p != path and zipfile.is_zipfile(p)), key=osp.getmtime)
-    hint = (f'complete checkpoints beside it: {", ".join(map(osp.basename, others))}; resume '
-            f'from one with --resume {others[-1]}' if others else 'no complete checkpoint beside it')
-    raise ValueError(f'{what} {path} is truncated (its zip directory is missing: the writer was '
-                     f'killed or the disk was full); {hint}')
+    others = sorted((p
+                     for p in glob.glob(osp.join(osp.dirname(path), '*.pth'))
+                     if p != path and zipfile.is_zipfile(p)),
+                    key=osp.getmtime)
+    hint = ('complete checkpoints beside it: '
+            f'{", ".join(map(osp.basename, others))}; resume '
+            f'from one with --resume {others[-1]}'
+            if others else 'no complete checkpoint beside it')
+    raise ValueError(
+        f'{what} {path} is truncated (its zip directory is missing: the '
+        'writer '
+        'was '
+        f'killed or the disk was full); {hint}')
 
 
 def register_load_pre_hook(module, hook):
@@ -258,7 +303,8 @@ def register_load_pre_hook(module, hook):
 
 
 def refuse_unfit_state(module, state_dict, prefix, *args):
-    """``load_state_dict`` pre-hook of SCNet: refuse weights that do not fit it.
+    """``load_state_dict`` pre-hook of SCNet: refuse weights that do not fit
+    it.
 
     mmengine loads ``Pretrained`` weights with ``strict=False`` and only logs
     what it could not place, so a checkpoint of another architecture (a
@@ -271,27 +317,45 @@ def refuse_unfit_state(module, state_dict, prefix, *args):
     every missing key and shape mismatch logged.
     """
     import re
-    own = {k: v for k, v in module.state_dict().items() if not k.endswith('num_batches_tracked')}
+    own = {
+        k: v
+        for k, v in module.state_dict().items()
+        if not k.endswith('num_batches_tracked')
+    }
     present = [k for k in own if prefix + k in state_dict]
-    mismatched = [k for k in present if state_dict[prefix + k].shape != own[k].shape]
+    mismatched = [
+        k for k in present if state_dict[prefix + k].shape != own[k].shape
+    ]
     loaded = len(present) - len(mismatched)
     name = f'{type(module).__name__}-{module.depth}'
     if loaded < len(own) / 2:
         theirs = [k[len(prefix):] for k in state_dict if k.startswith(prefix)]
-        shapes = '; '.join(f'{k}: {tuple(state_dict[prefix + k].shape)} in the checkpoint, '
-                           f'{tuple(own[k].shape)} here' for k in mismatched[:3])
+        shapes = '; '.join(
+            f'{k}: {tuple(state_dict[prefix + k].shape)} in the checkpoint, '
+            f'{tuple(own[k].shape)} here' for k in mismatched[:3])
         raise ValueError(
-            f'the weights do not fit {name}: {loaded} of its {len(own)} tensors would load '
-            f'({len(own) - len(present)} missing, {len(mismatched)} of another shape'
-            f'{": " + shapes if shapes else ""}). The checkpoint holds {len(theirs)} tensors '
-            f'under {prefix or "the top level"!r}, e.g. {theirs[:3]}. It is not an SCNet '
+            f'the weights do not fit {name}: {loaded} of its {len(own)} '
+            'tensors would load '
+            f'({len(own) - len(present)} missing, {len(mismatched)} of '
+            'another '
+            'shape'
+            f'{": " + shapes if shapes else ""}). The checkpoint holds '
+            f'{len(theirs)} tensors '
+            f'under {prefix or "the top level"!r}, e.g. {theirs[:3]}. It is '
+            'not an SCNet '
             f'checkpoint in the released layout (convert an mmpose one with '
-            f'tools/model_converters/mmpose2mmscnet.py); for a whole model\'s checkpoint, '
+            'tools/model_converters/mmpose2mmscnet.py); for a whole model\'s '
+            'checkpoint, '
             f'set prefix=\'backbone.\' in init_cfg')
     for i, layer in enumerate(module.res_layers, 1):
-        blocks = {int(m.group(1)) for k in state_dict
-                  for m in [re.match(re.escape(f'{prefix}layer{i}.') + r'(\d+)\.', k)] if m}
+        blocks = {
+            int(m.group(1))
+            for k in state_dict
+            for m in
+            [re.match(re.escape(f'{prefix}layer{i}.') + r'(\d+)\.', k)] if m
+        }
         if blocks and max(blocks) >= len(getattr(module, layer)):
-            raise ValueError(f'the weights do not fit {name}: the checkpoint has '
-                             f'{max(blocks) + 1} blocks in {layer}, {name} has '
-                             f'{len(getattr(module, layer))} (weights of another depth?)')
+            raise ValueError(
+                f'the weights do not fit {name}: the checkpoint has '
+                f'{max(blocks) + 1} blocks in {layer}, {name} has '
+                f'{len(getattr(module, layer))} (weights of another depth?)')

@@ -48,7 +48,8 @@ def record_rewrite(cfg, old, new, why, count=1):
 def swap_types(cfg, node, old_types, new_type, why):
     """:func:`replace_types` on ``node`` (a part of ``cfg``), recorded."""
     count = replace_types(node, tuple(old_types), new_type)
-    return record_rewrite(cfg, '/'.join(dict.fromkeys(old_types)), new_type, why, count)
+    return record_rewrite(cfg, '/'.join(dict.fromkeys(old_types)), new_type,
+                          why, count)
 
 
 def pop_rewrites(cfg):

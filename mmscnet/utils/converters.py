@@ -43,7 +43,8 @@ def released_layout(depth):
             conv(f'{b}.conv1_b', width, inplanes, 1)
             bn(f'{b}.bn1_b', width)
             for k, norm in (('k1.0', 'k1.1'), ('scconv.k2.1', 'scconv.k2.2'),
-                            ('scconv.k3.0', 'scconv.k3.1'), ('scconv.k4.0', 'scconv.k4.1')):
+                            ('scconv.k3.0', 'scconv.k3.1'), ('scconv.k4.0',
+                                                             'scconv.k4.1')):
                 conv(f'{b}.{k}', width, width, 3)
                 bn(f'{b}.{norm}', width)
             conv(f'{b}.conv3', planes * 4, width * 2, 1)
@@ -56,17 +57,31 @@ def released_layout(depth):
 
 
 # mmpose block key -> released block key (inside layerN.i.)
-_MMPOSE_BLOCK_KEYS = {'conv1.': 'conv1_a.', 'bn1.': 'bn1_a.', 'conv2.': 'conv1_b.', 'bn2.': 'bn1_b.'}
+_MMPOSE_BLOCK_KEYS = {
+    'conv1.': 'conv1_a.',
+    'bn1.': 'bn1_a.',
+    'conv2.': 'conv1_b.',
+    'bn2.': 'bn1_b.'
+}
 _BLOCK = re.compile(r'^(layer\d+\.\d+\.)(conv1\.|bn1\.|conv2\.|bn2\.)(.*)$')
 
 
 def infer_depth(state_dict):
-    """Depth from the number of blocks in stage 3: 6 -> 50, 23 -> 101, 36 -> 152."""
-    blocks = {int(m.group(1)) for k in state_dict for m in [re.match(r'^layer3\.(\d+)\.', k)] if m}
-    depth = {stages[2]: d for d, stages in RELEASED_DEPTHS.items()}.get(len(blocks))
+    """Depth from the number of blocks in stage 3: 6 -> 50, 23 -> 101, 36 ->
+    152."""
+    blocks = {
+        int(m.group(1))
+        for k in state_dict
+        for m in [re.match(r'^layer3\.(\d+)\.', k)] if m
+    }
+    depth = {
+        stages[2]: d
+        for d, stages in RELEASED_DEPTHS.items()
+    }.get(len(blocks))
     if depth is None:
-        raise ValueError(f'cannot infer the SCNet depth: stage 3 has {len(blocks)} blocks '
-                         '(expected 6, 23 or 36 for depth 50, 101 or 152)')
+        raise ValueError(
+            f'cannot infer the SCNet depth: stage 3 has {len(blocks)} blocks '
+            '(expected 6, 23 or 36 for depth 50, 101 or 152)')
     return depth
 
 
@@ -98,8 +113,10 @@ def convert_mmpose_scnet(state_dict, depth=None):
         converted[key] = value
 
     target = released_layout(depth or infer_depth(converted))
-    unmapped = [k for k, v in converted.items()
-                if k not in target or tuple(v.shape) != target[k]]
+    unmapped = [
+        k for k, v in converted.items()
+        if k not in target or tuple(v.shape) != target[k]
+    ]
     for k in unmapped:
         del converted[k]
     missing = [k for k in target if k not in converted]
@@ -109,12 +126,14 @@ def convert_mmpose_scnet(state_dict, depth=None):
 def convert_mmpose_topdown(state_dict, depth=None):
     """A whole mmpose top-down SCNet model (``backbone.*`` and ``head.*``) for
     the same model with ``backbone=dict(type='mmscnet.SCNet')``: the backbone
-    mapped by :func:`convert_mmpose_scnet` under its ``backbone.`` prefix, every
+    mapped by :func:`convert_mmpose_scnet` under its ``backbone.`` prefix,
+    every
     other key (the head) kept as it is. Returns the state dict and the report
     (``kept`` lists the keys outside the backbone)."""
     if not any(k.startswith('backbone.') for k in state_dict):
-        raise ValueError('not a whole mmpose model: no backbone.* keys (a bare backbone '
-                         'converts without keeping a head)')
+        raise ValueError(
+            'not a whole mmpose model: no backbone.* keys (a bare backbone '
+            'converts without keeping a head)')
     backbone, report = convert_mmpose_scnet(state_dict, depth)
     converted = OrderedDict(('backbone.' + k, v) for k, v in backbone.items())
     kept = report.pop('skipped')
@@ -124,13 +143,16 @@ def convert_mmpose_topdown(state_dict, depth=None):
 
 # The authors' full ImageNet classifier (conv1 ... layer4, fc) inside
 # mmpretrain's ImageClassifier: backbone.* and head.fc.*. Applied in order.
-RELEASED_TO_MMPRETRAIN = ((r'^fc\.', 'head.fc.'), (r'^(?!head\.)', 'backbone.'))
+RELEASED_TO_MMPRETRAIN = ((r'^fc\.', 'head.fc.'), (r'^(?!head\.)',
+                                                   'backbone.'))
 
 
 def is_released_layout(state_dict):
-    """True for a state dict in the authors' layout (top-level conv1 and layer1..)."""
-    return any(k in state_dict for k in ('conv1.weight', 'conv1.0.weight')) and \
-        any(k.startswith('layer1.0.scconv.') for k in state_dict)
+    """True for a state dict in the authors' layout (top-level conv1 and
+    layer1..)."""
+    stem = ('conv1.weight', 'conv1.0.weight')
+    return (any(k in state_dict for k in stem)
+            and any(k.startswith('layer1.0.scconv.') for k in state_dict))
 
 
 def rename_released_classifier(module, state_dict, prefix, *args):
@@ -141,18 +163,25 @@ def rename_released_classifier(module, state_dict, prefix, *args):
     pass untouched."""
     if prefix or not is_released_layout(state_dict):
         return
-    # Where the classifier sits in ``module``: '' or e.g. 'module.' in a TTA model.
+    # Where the classifier sits in ``module``: '' or e.g. 'module.' in a TTA
+    # model.
     inner = next(k[:k.index('backbone.')] for k in module.state_dict()
                  if 'backbone.layer1.0.' in k)
-    renamed = {inner + k: v for k, v in released_to_mmpretrain(state_dict).items()}
+    renamed = {
+        inner + k: v
+        for k, v in released_to_mmpretrain(state_dict).items()
+    }
     state_dict.clear()
     state_dict.update(renamed)
-    print_log('checkpoint in the SCNet release layout: mapped to backbone.* / head.fc.*',
-              logger='current')
+    print_log(
+        'checkpoint in the SCNet release layout: mapped to backbone.* / '
+        'head.fc.*',
+        logger='current')
 
 
 def released_to_mmpretrain(state_dict):
-    """Rename a released SCNet classifier's keys to mmpretrain's ImageClassifier."""
+    """Rename a released SCNet classifier's keys to mmpretrain's
+    ImageClassifier."""
     out = OrderedDict()
     for key, value in state_dict.items():
         for pattern, repl in RELEASED_TO_MMPRETRAIN:

@@ -8,7 +8,8 @@ What the OpenMMLab stack does on its own, and what this module adds:
 - A missing, corrupt or truncated image: mmcv's loader asserts "failed to
   load image" for some, and decodes a truncated JPEG into a half-grey
   picture without a word. ``mmscnet.LoadImageFromFile`` (mmcv's, with a check
-  of the bytes; mmscnet/datasets/transforms/) names the file and what is wrong with it; with
+  of the bytes; mmscnet/datasets/transforms/) names the file and what is wrong
+  with it; with
   ``ignore_empty=True`` it skips the image with a warning instead.
 - Grayscale and 4-channel images: converted to 3-channel BGR by the decoder
   (``color_type='color'``), as in mmcv; nothing to add.
@@ -31,7 +32,8 @@ from mmscnet.utils.config import record_rewrite, swap_types
 
 
 def _datasets(node):
-    """The innermost dataset configs of a dataloader's dataset (wrappers unwrapped)."""
+    """The innermost dataset configs of a dataloader's dataset (wrappers
+    unwrapped)."""
     if 'dataset' in node:
         yield from _datasets(node['dataset'])
     elif 'datasets' in node:
@@ -42,7 +44,8 @@ def _datasets(node):
 
 
 def annotation_files(cfg):
-    """(where, path) of every annotation file the config reads, as the datasets resolve them."""
+    """(where, path) of every annotation file the config reads, as the datasets
+    resolve them."""
     found = []
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         if not cfg.get(loader):
@@ -51,23 +54,28 @@ def annotation_files(cfg):
             ann = ds.get('ann_file')
             if ann:
                 root = ds.get('data_root') or ''
-                found.append((loader, ann if osp.isabs(ann) or '://' in ann else
-                              osp.join(root, ann)))
+                found.append((loader, ann if osp.isabs(ann) or '://' in ann
+                              else osp.join(root, ann)))
     for ev in ('val_evaluator', 'test_evaluator'):
         metrics = cfg.get(ev) or []
-        for metric in metrics if isinstance(metrics, (list, tuple)) else [metrics]:
+        for metric in metrics if isinstance(metrics,
+                                            (list, tuple)) else [metrics]:
             if isinstance(metric, dict) and metric.get('ann_file'):
                 found.append((ev, metric['ann_file']))
     return list(dict.fromkeys(found))
 
 
 def check_annotation_files(cfg, loaders=None):
-    """FileNotFoundError naming each missing annotation file (a stat, no read)."""
-    missing = [f'{where}: {path}' for where, path in annotation_files(cfg)
-               if (loaders is None or where in loaders) and '://' not in path
-               and not osp.isfile(path)]
+    """FileNotFoundError naming each missing annotation file (a stat, no read).
+    """
+    missing = [
+        f'{where}: {path}' for where, path in annotation_files(cfg)
+        if (loaders is None or where in loaders) and '://' not in path
+        and not osp.isfile(path)
+    ]
     if missing:
-        raise FileNotFoundError('annotation file not found: ' + '; '.join(missing))
+        raise FileNotFoundError('annotation file not found: ' +
+                                '; '.join(missing))
 
 
 def model_num_classes(node, key='model'):
@@ -108,7 +116,8 @@ def check_class_counts(cfg, evaluators):
     for ev in evaluators:
         loader = ev.replace('_evaluator', '_dataloader')
         metrics = cfg.get(ev) or []
-        for metric in metrics if isinstance(metrics, (list, tuple)) else [metrics]:
+        for metric in metrics if isinstance(metrics,
+                                            (list, tuple)) else [metrics]:
             ann = metric.get('ann_file') if isinstance(metric, dict) else None
             if (not heads or not cfg.get(loader) or not ann or '://' in ann
                     or not str(metric.get('type', '')).endswith('CocoMetric')
@@ -119,19 +128,27 @@ def check_class_counts(cfg, evaluators):
                 continue
             with open(ann) as f:
                 categories = json.load(f).get('categories', [])
-            matched = [c['name'] for c in categories if c.get('name') in classes]
+            matched = [
+                c['name'] for c in categories if c.get('name') in classes
+            ]
             wrong = [f'{key}={n}' for key, n in heads if n != len(matched)]
             if not wrong:
                 continue
             names = tuple(c.get('name') for c in categories)
             shown = (names[:10] + ('...', )) if len(names) > 10 else names
             raise ValueError(
-                f'{ev}: the model predicts {heads[0][1]} classes ({", ".join(wrong)}), but '
-                f'{ann} has {len(categories)} categories {shown}, of which {len(matched)} are '
-                f'among the {len(classes)} classes of {loader} (metainfo.classes or the '
-                f"dataset's default); mmdet would fail after the whole inference pass. For "
-                f'a dataset of your own, set metainfo=dict(classes=...) on the datasets to '
-                f"the file's category names and num_classes={len(names)} in the heads")
+                f'{ev}: the model predicts {heads[0][1]} classes '
+                f'({", ".join(wrong)}), but '
+                f'{ann} has {len(categories)} categories {shown}, of which '
+                f'{len(matched)} are '
+                f'among the {len(classes)} classes of {loader} '
+                '(metainfo.classes or the '
+                "dataset's default); mmdet would fail after the whole "
+                "inference pass. For "
+                'a dataset of your own, set metainfo=dict(classes=...) on the '
+                'datasets to '
+                f"the file's category names and num_classes={len(names)} in "
+                "the heads")
 
 
 @contextmanager
@@ -156,8 +173,10 @@ def _broken_annotation_file(cfg):
             with open(path) as f:
                 json.load(f)
         except json.JSONDecodeError as e:
-            return ValueError(f'annotation file {path} ({where}) is not valid JSON, truncated '
-                              f'or corrupt ({osp.getsize(path)} bytes): {e}')
+            return ValueError(
+                f'annotation file {path} ({where}) is not valid JSON, '
+                'truncated '
+                f'or corrupt ({osp.getsize(path)} bytes): {e}')
     return None
 
 
@@ -165,12 +184,17 @@ def use_data_checks(cfg):
     """Swap mmcv's LoadImageFromFile for ``mmscnet.LoadImageFromFile`` in every
     pipeline of ``cfg`` and add ``mmscnet.DataCheckHook`` (same results on
     good data), each recorded as a config rewrite."""
-    swap_types(cfg, cfg._cfg_dict, ('LoadImageFromFile', 'mmcv.LoadImageFromFile'),
-               'mmscnet.LoadImageFromFile', "mmcv's loader whose errors name a missing, "
-               'corrupt or truncated image')
+    swap_types(
+        cfg, cfg._cfg_dict, ('LoadImageFromFile', 'mmcv.LoadImageFromFile'),
+        'mmscnet.LoadImageFromFile',
+        "mmcv's loader whose errors name a missing, "
+        'corrupt or truncated image')
     hooks = list(cfg.get('custom_hooks') or [])
-    if not any(h.get('type') in ('DataCheckHook', 'mmscnet.DataCheckHook') for h in hooks):
+    if not any(
+            h.get('type') in ('DataCheckHook', 'mmscnet.DataCheckHook')
+            for h in hooks):
         cfg.custom_hooks = hooks + [dict(type='mmscnet.DataCheckHook')]
-        record_rewrite(cfg, 'custom_hooks', 'custom_hooks + mmscnet.DataCheckHook',
-                       "names the training images that the datasets' filter_cfg skips")
+        record_rewrite(
+            cfg, 'custom_hooks', 'custom_hooks + mmscnet.DataCheckHook',
+            "names the training images that the datasets' filter_cfg skips")
     return cfg

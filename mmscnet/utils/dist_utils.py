@@ -1,4 +1,5 @@
-"""Multi-process training and testing on GPUs (NCCL) and on CPU-only machines (gloo).
+"""Multi-process training and testing on GPUs (NCCL) and on CPU-only machines
+(gloo).
 
 The processes are started by torchrun (tools/dist_train.sh, dist_test.sh) or
 srun (tools/slurm_*.sh) and joined by mmengine's Runner, as in mmdetection.
@@ -16,6 +17,7 @@ from datetime import timedelta
 
 import torch
 import torch.distributed as torch_dist
+
 from mmscnet.utils.config import record_rewrite, replace_types
 
 # Backends that need CUDA tensors; on a CPU machine they become gloo.
@@ -29,44 +31,54 @@ def setup_distributed(cfg):
     machine with ``launcher='pytorch'``: NCCL in ``env_cfg.dist_cfg`` becomes
     gloo (any other backend the config names is kept), the process group is
     created from torchrun's environment, DDP gets ``device_ids=None`` and
-    SyncBN (CUDA-only in PyTorch) becomes BN, each recorded as a config rewrite.
+    SyncBN (CUDA-only in PyTorch) becomes BN, each recorded as a config
+    rewrite.
     """
     launcher = cfg.get('launcher', 'none')
     if launcher == 'none' or torch.cuda.is_available():
         return cfg
     if launcher != 'pytorch':
-        raise ValueError(f'--launcher {launcher} needs CUDA GPUs (mmengine calls '
-                         'torch.cuda.set_device); on a machine without GPUs start the processes '
-                         'with torchrun: tools/dist_train.sh / tools/dist_test.sh '
-                         '(--launcher pytorch)')
+        raise ValueError(
+            f'--launcher {launcher} needs CUDA GPUs (mmengine calls '
+            'torch.cuda.set_device); on a machine without GPUs start the '
+            'processes '
+            'with torchrun: tools/dist_train.sh / tools/dist_test.sh '
+            '(--launcher pytorch)')
     env_cfg = dict(cfg.get('env_cfg') or {})
     dist_cfg = dict(env_cfg.get('dist_cfg') or {})
     backend = dist_cfg.pop('backend', 'nccl')
-    dist_cfg.pop('init_backend', None)  # deepspeed/colossalai rendezvous: GPU only
+    dist_cfg.pop('init_backend',
+                 None)  # deepspeed/colossalai rendezvous: GPU only
     if backend in _GPU_BACKENDS:
-        record_rewrite(cfg, f'env_cfg.dist_cfg.backend={backend}', 'gloo',
-                       f'no CUDA device: {backend} needs GPUs; gloo runs CPU processes')
+        record_rewrite(
+            cfg, f'env_cfg.dist_cfg.backend={backend}', 'gloo',
+            f'no CUDA device: {backend} needs GPUs; gloo runs CPU processes')
         backend = 'gloo'
     cfg.env_cfg = dict(env_cfg, dist_cfg=dict(dist_cfg, backend=backend))
     if 'timeout' in dist_cfg:
         dist_cfg['timeout'] = timedelta(seconds=dist_cfg['timeout'])
     if not torch_dist.is_initialized():
-        # rank, world size and rendezvous from RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT.
-        torch_dist.init_process_group(backend=backend, init_method='env://', **dist_cfg)
+        # rank, world size and rendezvous from
+        # RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT.
+        torch_dist.init_process_group(
+            backend=backend, init_method='env://', **dist_cfg)
 
     wrapper = cfg.get('model_wrapper_cfg') or dict(
-        type='MMDistributedDataParallel', broadcast_buffers=False,
+        type='MMDistributedDataParallel',
+        broadcast_buffers=False,
         find_unused_parameters=cfg.get('find_unused_parameters', False))
     if 'device_ids' not in wrapper:
         wrapper['device_ids'] = None
-        record_rewrite(cfg, f'model_wrapper_cfg ({wrapper["type"]})', 'device_ids=None',
-                       'no CUDA device: DDP wraps a CPU module, with no device to pin')
+        record_rewrite(
+            cfg, f'model_wrapper_cfg ({wrapper["type"]})', 'device_ids=None',
+            'no CUDA device: DDP wraps a CPU module, with no device to pin')
     cfg.model_wrapper_cfg = wrapper
 
     reverted = replace_types(cfg.model, ('SyncBN', 'MMSyncBN'), 'BN')
     if cfg.get('sync_bn'):
         cfg.sync_bn = None
         reverted += 1
-    record_rewrite(cfg, 'SyncBN', 'BN', 'no CUDA device: PyTorch\'s SyncBN is CUDA-only; '
-                   'batch statistics are per process', reverted)
+    record_rewrite(
+        cfg, 'SyncBN', 'BN', 'no CUDA device: PyTorch\'s SyncBN is CUDA-only; '
+        'batch statistics are per process', reverted)
     return cfg

@@ -7,7 +7,12 @@ def needs_package(registry, name, package, install):
     optional package: its registry name then resolves in every environment
     (a registry location must import without the package) and fails with a
     clear message only where it is used."""
+
     def __init__(self, *args, **kwargs):
         raise ImportError(f'mmscnet.{name} needs {package}: {install}')
-    placeholder = type(name, (), {'__init__': __init__, '__doc__': f'{name}: needs {package}.'})
+
+    placeholder = type(name, (), {
+        '__init__': __init__,
+        '__doc__': f'{name}: needs {package}.'
+    })
     return registry.register_module(module=placeholder)

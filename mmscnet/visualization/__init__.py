@@ -9,7 +9,8 @@ except ImportError:
     from mmscnet.utils.misc import needs_package
     PoseLocalVisualizer = needs_package(
         VISUALIZERS, 'PoseLocalVisualizer', 'mmpose',
-        'pip install --no-deps mmpose==1.3.2 (see tests/README.md, "Environment")')
+        'pip install --no-deps mmpose==1.3.2 (see tests/README.md, '
+        '"Environment")')
 else:
     from .pose import PoseLocalVisualizer
 

@@ -2,10 +2,14 @@
 interleaved rounds: training step, inference, deploy mode, ONNX Runtime, and
 training memory with and without with_cp.
 
-    python tools/analysis_tools/benchmark.py                                   # SCNet-50 vs ResNet-50 backbones
-    python tools/analysis_tools/benchmark.py --type mmscnet.SCNetV1d --batch-size 16
-    python tools/analysis_tools/benchmark.py --config configs/detection/faster-rcnn_scnet50_fpn_1x_coco.py \
-        --shape 512 512 --batch-size 1                                          # whole models
+    python tools/analysis_tools/benchmark.py
+    # SCNet-50 vs ResNet-50 backbones
+    python tools/analysis_tools/benchmark.py --type mmscnet.SCNetV1d
+    --batch-size 16
+    python tools/analysis_tools/benchmark.py --config
+    configs/detection/faster-rcnn_scnet50_fpn_1x_coco.py \
+        --shape 512 512 --batch-size 1
+        # whole models
 
 Ratios compare medians of the same run. Precisions: fp32 and bf16 on the CPU
 (bf16 autocast), fp32 and fp16 on a GPU.
@@ -26,34 +30,69 @@ from mmscnet.utils import benchmark as bm
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--config', help='a whole mmdet/mmseg/mmpretrain/mmpose model with an SCNet '
-                   'backbone (default: the bare backbones)')
-    p.add_argument('--type', default='mmscnet.SCNet', choices=('mmscnet.SCNet', 'mmscnet.SCNetV1d'))
+    p = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument(
+        '--config',
+        help='a whole mmdet/mmseg/mmpretrain/mmpose model with an SCNet '
+        'backbone (default: the bare backbones)')
+    p.add_argument(
+        '--type',
+        default='mmscnet.SCNet',
+        choices=('mmscnet.SCNet', 'mmscnet.SCNetV1d'))
     p.add_argument('--depth', type=int, default=50, choices=(50, 101, 152))
-    p.add_argument('--batch-size', type=int, help='default: 8 for backbones, 1 for whole models')
-    p.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
-                   help="default: 224 224 for backbones, the config's test size for whole models")
+    p.add_argument(
+        '--batch-size',
+        type=int,
+        help='default: 8 for backbones, 1 for whole models')
+    p.add_argument(
+        '--shape',
+        type=int,
+        nargs=2,
+        metavar=('H', 'W'),
+        help="default: 224 224 for backbones, the config's test size for "
+        "whole "
+        "models")
     p.add_argument('--repeat', type=int, default=10, help='timed rounds')
-    p.add_argument('--warmup', type=int, default=2, help='untimed rounds first')
-    p.add_argument('--threads', type=int, help='torch (and ONNX Runtime) threads')
+    p.add_argument(
+        '--warmup', type=int, default=2, help='untimed rounds first')
+    p.add_argument(
+        '--threads', type=int, help='torch (and ONNX Runtime) threads')
     p.add_argument('--device', default='cpu', help='cpu or cuda')
-    p.add_argument('--precisions', nargs='+', choices=('fp32', 'bf16', 'fp16'),
-                   help='of the training and inference rows (the deploy rows are fp32 and '
-                   'bf16); default: fp32 and bf16 on a CPU with native bf16, else fp32; '
-                   'fp32 and fp16 on a GPU')
+    p.add_argument(
+        '--precisions',
+        nargs='+',
+        choices=('fp32', 'bf16', 'fp16'),
+        help='of the training and inference rows (the deploy rows are fp32 '
+        'and '
+        ''
+        'bf16); default: fp32 and bf16 on a CPU with native bf16, else fp32; '
+        'fp32 and fp16 on a GPU')
     p.add_argument('--no-train', action='store_true', help='inference only')
-    p.add_argument('--channels-last', action='store_true',
-                   help='also SCNet(channels_last=True), and ResNet on a channels-last input')
-    p.add_argument('--no-deploy', action='store_true', help='skip the deploy-mode rows')
-    p.add_argument('--compile', action='store_true',
-                   help='also deploy mode compiled by torch.compile (inductor, frozen weights); '
-                   'prints the compile time (backbones only)')
-    p.add_argument('--no-onnx', action='store_true', help='skip the ONNX Runtime row')
-    p.add_argument('--no-memory', action='store_true', help='skip the memory rows')
-    p.add_argument('--profile', type=int, metavar='N', help='instead of timing: the top N '
-                   'operators (self CPU time) of one training step of each backbone')
+    p.add_argument(
+        '--channels-last',
+        action='store_true',
+        help='also SCNet(channels_last=True), and ResNet on a channels-last '
+        'input')
+    p.add_argument(
+        '--no-deploy', action='store_true', help='skip the deploy-mode rows')
+    p.add_argument(
+        '--compile',
+        action='store_true',
+        help='also deploy mode compiled by torch.compile (inductor, frozen '
+        'weights); '
+        'prints the compile time (backbones only)')
+    p.add_argument(
+        '--no-onnx', action='store_true', help='skip the ONNX Runtime row')
+    p.add_argument(
+        '--no-memory', action='store_true', help='skip the memory rows')
+    p.add_argument(
+        '--profile',
+        type=int,
+        metavar='N',
+        help='instead of timing: the top N '
+        'operators (self CPU time) of one training step of each backbone')
     p.add_argument('--json', help='also write the figures to this JSON file')
     args = p.parse_args(argv)
     for name in ('batch_size', 'repeat', 'threads'):
@@ -63,8 +102,10 @@ def parse_args(argv=None):
     if args.device == 'cuda' and not torch.cuda.is_available():
         p.error('--device cuda: no CUDA device is available here')
     if args.compile and (args.config or args.no_deploy):
-        p.error('--compile adds a deploy-mode row of the bare backbone: not with --config '
-                'or --no-deploy')
+        p.error(
+            '--compile adds a deploy-mode row of the bare backbone: not with '
+            '--config '
+            'or --no-deploy')
     if args.device not in ('cpu', 'cuda'):
         p.error(f'--device must be cpu or cuda, got {args.device!r}')
     if args.precisions is None:
@@ -77,29 +118,35 @@ def parse_args(argv=None):
 
 def backbone_cases(args, x):
     scnet, resnet = bm.build_backbones(args.type, args.depth)
-    sc, rn = f'SCNet-{args.depth}' + ('-v1d' if 'V1d' in args.type else ''), f'ResNet-{args.depth}'
+    sc, rn = f'SCNet-{args.depth}' + ('-v1d' if 'V1d' in args.type else
+                                      ''), f'ResNet-{args.depth}'
     scnet, resnet = scnet.to(x.device), resnet.to(x.device)
     cases, pairs = {}, []
     for prec in args.precisions:
         if not args.no_train:
-            cases[f'train {prec} {sc}'] = bm.train_step(copy.deepcopy(scnet), x, prec)
-            cases[f'train {prec} {rn}'] = bm.train_step(copy.deepcopy(resnet), x, prec)
+            cases[f'train {prec} {sc}'] = bm.train_step(
+                copy.deepcopy(scnet), x, prec)
+            cases[f'train {prec} {rn}'] = bm.train_step(
+                copy.deepcopy(resnet), x, prec)
             pairs.append((f'train {prec} {sc}', f'train {prec} {rn}'))
         cases[f'infer {prec} {sc}'] = bm.inference(scnet, x, prec)
         cases[f'infer {prec} {rn}'] = bm.inference(resnet, x, prec)
         pairs.append((f'infer {prec} {sc}', f'infer {prec} {rn}'))
     if args.channels_last:
-        # SCNet(channels_last=True) against mmdet's ResNet as it is, and as both in NHWC.
+        # SCNet(channels_last=True) against mmdet's ResNet as it is, and as
+        # both in NHWC.
         x_cl = x.contiguous(memory_format=torch.channels_last)
         sc_cl = bm.clone_with(scnet, channels_last=True)
         for kind in ('train', 'infer'):
             if kind == 'train' and args.no_train:
                 continue
             make = bm.train_step if kind == 'train' else bm.inference
-            a, b = f'{kind} fp32 {sc} channels_last', f'{kind} fp32 {rn} channels_last'
+            a = f'{kind} fp32 {sc} channels_last'
+            b = f'{kind} fp32 {rn} channels_last'
             cases[a] = make(copy.deepcopy(sc_cl), x, 'fp32')
             cases[b] = make(copy.deepcopy(resnet), x_cl, 'fp32')
-            pairs += [(a, f'{kind} fp32 {rn}'), (a, b), (a, f'{kind} fp32 {sc}')]
+            pairs += [(a, f'{kind} fp32 {rn}'), (a, b),
+                      (a, f'{kind} fp32 {sc}')]
     if not args.no_deploy:
         for prec in ('fp32', 'bf16'):
             name = f'deploy {prec} {sc}'
@@ -107,14 +154,18 @@ def backbone_cases(args, x):
             pairs.append((name, f'infer fp32 {sc}'))
     if args.compile:
         name = f'deploy+compile fp32 {sc}'
-        run = bm.inference(optimize(copy.deepcopy(scnet), 'fp32', compile=True), x)
+        run = bm.inference(
+            optimize(copy.deepcopy(scnet), 'fp32', compile=True), x)
         start = time.perf_counter()
         run()  # compiles
-        print(f'{name}: compiled in {time.perf_counter() - start:.0f} s (first call)')
+        print(
+            f'{name}: compiled in {time.perf_counter() - start:.0f} s (first '
+            'call)')
         cases[name] = run
         pairs += [(name, f'infer fp32 {sc}'), (name, f'deploy fp32 {sc}')]
     if not args.no_onnx and x.device.type == 'cpu':
-        path = os.path.join(tempfile.mkdtemp(prefix='mmscnet-bench-'), 'scnet.onnx')
+        path = os.path.join(
+            tempfile.mkdtemp(prefix='mmscnet-bench-'), 'scnet.onnx')
         export_onnx(copy.deepcopy(scnet).eval(), path, x)
         session = onnx_session(path, args.threads)
         feed = {'input': x.numpy()}
@@ -127,7 +178,8 @@ def memory_rows(scnet, resnet, sc, rn, x):
     rows = {}
     for name, model in ((sc, scnet), (rn, resnet)):
         rows[f'{name}'] = bm.peak_training_memory(copy.deepcopy(model), x)
-        rows[f'{name} with_cp'] = bm.peak_training_memory(bm.clone_with(model, with_cp=True), x)
+        rows[f'{name} with_cp'] = bm.peak_training_memory(
+            bm.clone_with(model, with_cp=True), x)
     return rows
 
 
@@ -135,13 +187,17 @@ def profile(args, x):
     scnet, resnet = bm.build_backbones(args.type, args.depth)
     result = {}
     for name, model in (('SCNet', scnet), ('ResNet', resnet)):
-        rows, total = bm.profile_ops(bm.train_step(model.to(x.device), x, args.precisions[0]),
-                                     args.profile)
+        rows, total = bm.profile_ops(
+            bm.train_step(model.to(x.device), x, args.precisions[0]),
+            args.profile)
         result[name] = dict(total_ms=total, top=rows)
-        print(f'{name}-{args.depth} training step, {args.precisions[0]}, batch {x.shape[0]}, '
-              f'{x.shape[2]}x{x.shape[3]}: {total:.0f} ms of operator self time')
+        print(
+            f'{name}-{args.depth} training step, {args.precisions[0]}, batch '
+            f'{x.shape[0]}, '
+            f'{x.shape[2]}x{x.shape[3]}: {total:.0f} ms of operator self time')
         for op, ms, calls in rows:
-            print(f'  {op:<48} {ms:>9.1f} ms {100 * ms / total:>5.1f}%  {calls:>5} calls')
+            print(f'  {op:<48} {ms:>9.1f} ms {100 * ms / total:>5.1f}%  '
+                  f'{calls:>5} calls')
     return result
 
 
@@ -158,13 +214,17 @@ def main(argv=None):
         scope = cfg.default_scope
         cases, pairs = {}, []
         for prec in args.precisions:
-            for label, model in (('SCNet', scnet.to(device)), ('ResNet', resnet.to(device))):
-                for kind, fn in bm.whole_model_cases(scope, model, batch, shape, prec,
-                                                     not args.no_train).items():
+            for label, model in (('SCNet', scnet.to(device)),
+                                 ('ResNet', resnet.to(device))):
+                for kind, fn in bm.whole_model_cases(
+                        scope, model, batch, shape, prec,
+                        not args.no_train).items():
                     cases[f'{kind} {prec} {label}'] = fn
-            for kind in ('train', 'inference') if not args.no_train else ('inference', ):
+            for kind in ('train', 'inference') if not args.no_train else (
+                    'inference', ):
                 pairs.append((f'{kind} {prec} SCNet', f'{kind} {prec} ResNet'))
-        what = f'{args.config} (SCNet and its ResNet twin), batch {batch}, {shape[0]}x{shape[1]}'
+        what = (f'{args.config} (SCNet and its ResNet twin), batch {batch}, '
+                f'{shape[0]}x{shape[1]}')
         mem = None
     else:
         shape = tuple(args.shape or (224, 224))
@@ -176,11 +236,16 @@ def main(argv=None):
         what = f'backbones {sc} vs {rn}, batch {batch}, {shape[0]}x{shape[1]}'
         mem = None if args.no_memory else memory_rows(scnet, resnet, sc, rn, x)
 
-    print(f'{what}; device {args.device}, {torch.get_num_threads()} threads, torch '
-          f'{torch.__version__}; {args.repeat} interleaved rounds after {args.warmup} warm-up')
+    print(f'{what}; device {args.device}, {torch.get_num_threads()} threads, '
+          'torch '
+          f'{torch.__version__}; {args.repeat} interleaved rounds after '
+          f'{args.warmup} warm-up')
     if device.type == 'cpu' and not bm.cpu_has_native_bf16():
-        print('note: this CPU has no AVX512-BF16/AMX: bf16 runs emulated, slower than fp32 '
-              '(bf16 training/inference rows only with --precisions fp32 bf16)')
+        print(
+            'note: this CPU has no AVX512-BF16/AMX: bf16 runs emulated, '
+            'slower '
+            'than fp32 '
+            '(bf16 training/inference rows only with --precisions fp32 bf16)')
     times = bm.timed_rounds(cases, args.repeat, args.warmup, device)
     stats = {k: bm.summarize(v) for k, v in times.items()}
     per_image = batch
@@ -192,18 +257,31 @@ def main(argv=None):
     print('ratios of medians (time of the first / time of the second):')
     for a, b in pairs:
         ratios[f'{a} / {b}'] = r = stats[a]['median'] / stats[b]['median']
-        print(f'  {a} / {b}: {r:.2f}x' + (f'  (speed-up {1 / r:.2f}x)' if r < 1 else ''))
+        print(f'  {a} / {b}: {r:.2f}x' +
+              (f'  (speed-up {1 / r:.2f}x)' if r < 1 else ''))
     if mem:
-        print('training activation memory' + (' (allocator peak)' if device.type == 'cuda' else
-              ' (tensors saved for backward)') + ':')
-        base_name = [k for k in mem if k.startswith('ResNet') and 'with_cp' not in k][0]
+        print('training activation memory' +
+              (' (allocator peak)' if device.type ==
+               'cuda' else ' (tensors saved for backward)') + ':')
+        base_name = [
+            k for k in mem if k.startswith('ResNet') and 'with_cp' not in k
+        ][0]
         for name, b in mem.items():
-            print(f'  {name:<24} {b / 2**20:>9.1f} MiB  {b / mem[base_name]:.2f}x {base_name}')
+            print(f'  {name:<24} {b / 2**20:>9.1f} MiB  '
+                  f'{b / mem[base_name]:.2f}x {base_name}')
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump(dict(what=what, device=args.device, threads=torch.get_num_threads(),
-                           torch=torch.__version__, stats=stats, ratios=ratios, memory=mem), f,
-                      indent=1)
+            json.dump(
+                dict(
+                    what=what,
+                    device=args.device,
+                    threads=torch.get_num_threads(),
+                    torch=torch.__version__,
+                    stats=stats,
+                    ratios=ratios,
+                    memory=mem),
+                f,
+                indent=1)
     return dict(stats=stats, ratios=ratios, memory=mem)
 
 

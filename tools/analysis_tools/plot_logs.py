@@ -20,8 +20,9 @@ def scalar_files(run):
         return [run]
     files = sorted(glob.glob(osp.join(run, '*', 'vis_data', 'scalars.json')))
     if not files:
-        raise FileNotFoundError(f'no */vis_data/scalars.json under {run} (is it an mmengine '
-                                'work dir with LocalVisBackend?)')
+        raise FileNotFoundError(
+            f'no */vis_data/scalars.json under {run} (is it an mmengine '
+            'work dir with LocalVisBackend?)')
     return files
 
 
@@ -34,14 +35,16 @@ def read_records(run):
                     try:
                         records.append(json.loads(line))
                     except json.JSONDecodeError as e:
-                        raise ValueError(f'{path}, line {n}: not JSON ({e.msg})') from None
+                        raise ValueError(
+                            f'{path}, line {n}: not JSON ({e.msg})') from None
     return records
 
 
 def curve(records, key):
     """(x, y, x label) of ``key``: training records by iteration; validation
     records by their step, which is the epoch in an epoch-based training."""
-    points = [(r['iter'] if 'iter' in r else r['step'], r[key]) for r in records if key in r]
+    points = [(r['iter'] if 'iter' in r else r['step'], r[key])
+              for r in records if key in r]
     if any('iter' in r for r in records if key in r):
         label = 'iteration'
     else:
@@ -50,17 +53,25 @@ def curve(records, key):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('runs', nargs='+', help='work dirs or scalars.json files')
-    parser.add_argument('--keys', nargs='+', default=['loss'],
-                        help='scalars to plot, e.g. loss coco/bbox_mAP coco/AP mIoU')
-    parser.add_argument('--legend', nargs='+', help='one name per run (default: the paths)')
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        'runs', nargs='+', help='work dirs or scalars.json files')
+    parser.add_argument(
+        '--keys',
+        nargs='+',
+        default=['loss'],
+        help='scalars to plot, e.g. loss coco/bbox_mAP coco/AP mIoU')
+    parser.add_argument(
+        '--legend', nargs='+', help='one name per run (default: the paths)')
     parser.add_argument('--title', default=None)
-    parser.add_argument('--out', required=True, help='output image (.png, .pdf, .svg)')
+    parser.add_argument(
+        '--out', required=True, help='output image (.png, .pdf, .svg)')
     args = parser.parse_args(argv)
     if args.legend and len(args.legend) != len(args.runs):
-        parser.error(f'--legend has {len(args.legend)} names for {len(args.runs)} runs')
+        parser.error(
+            f'--legend has {len(args.legend)} names for {len(args.runs)} runs')
     legend = args.legend or args.runs
     try:
         runs = [read_records(run) for run in args.runs]
@@ -69,13 +80,17 @@ def main(argv=None):
     for run, records in zip(args.runs, runs):
         for key in args.keys:
             if not any(key in r for r in records):
-                available = sorted({k for r in records for k in r} - {'epoch', 'iter', 'step'})
-                parser.error(f'{key!r} is not logged in {run}; logged: {", ".join(available)}')
+                available = sorted({k
+                                    for r in records
+                                    for k in r} - {'epoch', 'iter', 'step'})
+                parser.error(f'{key!r} is not logged in {run}; logged: '
+                             f'{", ".join(available)}')
 
     import matplotlib
     matplotlib.use('Agg')  # files only, no display needed
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(len(args.keys), 1, figsize=(7, 3 * len(args.keys)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(args.keys), 1, figsize=(7, 3 * len(args.keys)), squeeze=False)
     for ax, key in zip(axes[:, 0], args.keys):
         for name, records in zip(legend, runs):
             x, y, xlabel = curve(records, key)
@@ -88,7 +103,8 @@ def main(argv=None):
         fig.suptitle(args.title)
     fig.tight_layout()
     fig.savefig(args.out, dpi=100)
-    print(f'plotted {", ".join(args.keys)} of {len(runs)} run(s) to {args.out}')
+    print(
+        f'plotted {", ".join(args.keys)} of {len(runs)} run(s) to {args.out}')
 
 
 if __name__ == '__main__':

@@ -2,9 +2,12 @@
 classifier to ONNX, check it against PyTorch with ONNX Runtime at two input
 sizes, and time both.
 
-    python tools/deployment/pytorch2onnx.py --type mmscnet.SCNet --depth 50 --out scnet50.onnx
-    python tools/deployment/pytorch2onnx.py --type mmscnet.SCNet --checkpoint scnet50-dc6a7e87.pth --out scnet50.onnx
-    python tools/deployment/pytorch2onnx.py --config configs/classification/scnet50_8xb32_in1k.py \
+    python tools/deployment/pytorch2onnx.py --type mmscnet.SCNet --depth 50
+    --out scnet50.onnx
+    python tools/deployment/pytorch2onnx.py --type mmscnet.SCNet --checkpoint
+    scnet50-dc6a7e87.pth --out scnet50.onnx
+    python tools/deployment/pytorch2onnx.py --config
+    configs/classification/scnet50_8xb32_in1k.py \
         --checkpoint scnet50-dc6a7e87.pth --out scnet50_cls.onnx
 
 The input is the normalised image batch (N, 3, H, W), i.e. after the data
@@ -18,7 +21,8 @@ import os.path as osp
 import torch
 
 from mmscnet.deploy import optimize
-from mmscnet.deploy.onnx import ClassifierLogits, export_onnx, onnx_max_rel_diff, onnx_session
+from mmscnet.deploy.onnx import (ClassifierLogits, export_onnx,
+                                 onnx_max_rel_diff, onnx_session)
 from mmscnet.utils import benchmark as bm
 
 
@@ -31,47 +35,73 @@ def build(args):
         from mmscnet.apis.tool_setup import load_config
         cfg = load_config(args.config)
         if cfg.default_scope != 'mmpretrain':
-            raise ValueError(f'{args.config}: only mmpretrain classifiers export whole '
-                             f'(default_scope {cfg.default_scope!r}); export the backbone with '
-                             '--type, or use mmdeploy for detectors and segmentors')
+            raise ValueError(
+                f'{args.config}: only mmpretrain classifiers export whole '
+                f'(default_scope {cfg.default_scope!r}); export the backbone '
+                'with '
+                '--type, or use mmdeploy for detectors and segmentors')
         init_default_scope('mmpretrain')
         cfg.model.backbone.pop('init_cfg', None)
-        model = importlib.import_module('mmpretrain.registry').MODELS.build(cfg.model)
+        model = importlib.import_module('mmpretrain.registry').MODELS.build(
+            cfg.model)
         if args.checkpoint:
             from mmengine.runner import load_checkpoint
 
             from mmscnet.adapters.cls import accept_released_classifier
             accept_released_classifier(model)
-            load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
+            load_checkpoint(
+                model, args.checkpoint, map_location='cpu', strict=True)
         return ClassifierLogits(model).eval()
     from mmscnet.registry import MODELS
     model = MODELS.build(dict(type=args.type, depth=args.depth))
     if args.checkpoint:
         from mmengine.runner import load_checkpoint
-        load_checkpoint(model, args.checkpoint, map_location='cpu', strict=False,
-                        revise_keys=[(r'^backbone\.', '')])
+        load_checkpoint(
+            model,
+            args.checkpoint,
+            map_location='cpu',
+            strict=False,
+            revise_keys=[(r'^backbone\.', '')])
     return model.eval()
 
 
 def latency(fn, repeat):
     """Median seconds per call after one warm-up call."""
-    return bm.summarize(bm.timed_rounds({'run': fn}, repeat, warmup=1)['run'])['median']
+    return bm.summarize(bm.timed_rounds({'run': fn}, repeat,
+                                        warmup=1)['run'])['median']
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--config', help='an mmpretrain classifier config (default: the bare backbone)')
-    p.add_argument('--type', default='mmscnet.SCNet', choices=('mmscnet.SCNet', 'mmscnet.SCNetV1d'))
+    p = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument(
+        '--config',
+        help='an mmpretrain classifier config (default: the bare backbone)')
+    p.add_argument(
+        '--type',
+        default='mmscnet.SCNet',
+        choices=('mmscnet.SCNet', 'mmscnet.SCNetV1d'))
     p.add_argument('--depth', type=int, default=50, choices=(50, 101, 152))
-    p.add_argument('--checkpoint', help='weights (released, mmengine, or a whole model whose '
-                   'backbone.* keys are taken); default: random')
+    p.add_argument(
+        '--checkpoint',
+        help='weights (released, mmengine, or a whole model whose '
+        'backbone.* keys are taken); default: random')
     p.add_argument('--out', required=True, help='the .onnx file to write')
-    p.add_argument('--shape', type=int, nargs=2, default=(224, 224), metavar=('H', 'W'))
+    p.add_argument(
+        '--shape', type=int, nargs=2, default=(224, 224), metavar=('H', 'W'))
     p.add_argument('--batch-size', type=int, default=1)
-    p.add_argument('--static', action='store_true', help='fix batch and image size')
-    p.add_argument('--deploy', action='store_true', help='fold BatchNorm into the convs first')
-    p.add_argument('--repeat', type=int, default=10, help='timed runs for the latency figures')
+    p.add_argument(
+        '--static', action='store_true', help='fix batch and image size')
+    p.add_argument(
+        '--deploy',
+        action='store_true',
+        help='fold BatchNorm into the convs first')
+    p.add_argument(
+        '--repeat',
+        type=int,
+        default=10,
+        help='timed runs for the latency figures')
     p.add_argument('--overwrite', action='store_true')
     args = p.parse_args(argv)
     if not args.out.endswith('.onnx'):
@@ -88,20 +118,26 @@ def main(argv=None):
     x = torch.randn(args.batch_size, 3, h, w)
     names = export_onnx(model, args.out, x, dynamic=not args.static)
     session = onnx_session(args.out)
-    print(f'wrote {args.out}: input (N, 3, H, W), outputs {names}'
-          + ('' if args.static else ', dynamic batch and image size'))
-    sizes = [(args.batch_size, h, w)] if args.static else \
-        [(args.batch_size, h, w), (args.batch_size + 1, h + 32, w - 32 if w > 64 else w + 64)]
+    print(f'wrote {args.out}: input (N, 3, H, W), outputs {names}' +
+          ('' if args.static else ', dynamic batch and image size'))
+    sizes = [(args.batch_size, h, w)]
+    if not args.static:
+        sizes.append(
+            (args.batch_size + 1, h + 32, w - 32 if w > 64 else w + 64))
     result = {}
     for n, hh, ww in sizes:
         xi = torch.randn(n, 3, hh, ww)
         diff = onnx_max_rel_diff(model, session, xi)
         with torch.no_grad():
             t_torch = latency(lambda: model(xi), args.repeat)
-        t_ort = latency(lambda: session.run(None, {'input': xi.numpy()}), args.repeat)
-        result[(n, hh, ww)] = dict(max_rel_diff=diff, torch_s=t_torch, onnxruntime_s=t_ort)
-        print(f'  input {n}x3x{hh}x{ww}: max relative difference to PyTorch {diff:.2e}; '
-              f'median latency PyTorch {t_torch * 1e3:.1f} ms, ONNX Runtime {t_ort * 1e3:.1f} ms '
+        t_ort = latency(lambda: session.run(None, {'input': xi.numpy()}),
+                        args.repeat)
+        result[(n, hh, ww)] = dict(
+            max_rel_diff=diff, torch_s=t_torch, onnxruntime_s=t_ort)
+        print(f'  input {n}x3x{hh}x{ww}: max relative difference to PyTorch '
+              f'{diff:.2e}; '
+              f'median latency PyTorch {t_torch * 1e3:.1f} ms, ONNX Runtime '
+              f'{t_ort * 1e3:.1f} ms '
               f'({t_torch / t_ort:.2f}x)')
     return result
 

@@ -2,7 +2,8 @@
 scnet50-dc6a7e87.pth) to mmpretrain's ImageClassifier layout (backbone.*,
 head.fc.*), for ``load_from`` or a classifier-level ``init_cfg``.
 
-    python tools/model_converters/scnet2mmpretrain.py scnet50-dc6a7e87.pth scnet50_mmpretrain.pth
+    python tools/model_converters/scnet2mmpretrain.py scnet50-dc6a7e87.pth
+    scnet50_mmpretrain.pth
 
 tools/test.py needs no conversion: it maps a released checkpoint itself.
 """
@@ -17,11 +18,14 @@ from mmscnet.utils.converters import is_released_layout, released_to_mmpretrain
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('src', help='checkpoint in the authors\' layout')
-    parser.add_argument('dst', help='where to write the mmpretrain-layout checkpoint')
-    parser.add_argument('--overwrite', action='store_true', help='replace DST if it exists')
+    parser.add_argument(
+        'dst', help='where to write the mmpretrain-layout checkpoint')
+    parser.add_argument(
+        '--overwrite', action='store_true', help='replace DST if it exists')
     args = parser.parse_args(argv)
     if os.path.exists(args.dst) and not args.overwrite:
         parser.error(f'{args.dst} exists; pass --overwrite to replace it')
@@ -30,8 +34,13 @@ def main(argv=None):
         parser.error(f'{args.src} is not in the released SCNet layout '
                      '(expected top-level conv1.* and layer1.0.scconv.* keys)')
     converted = released_to_mmpretrain(state_dict)
-    torch.save({'state_dict': converted, 'meta': {'converted_from': os.path.basename(args.src)}},
-               args.dst)
+    torch.save(
+        {
+            'state_dict': converted,
+            'meta': {
+                'converted_from': os.path.basename(args.src)
+            }
+        }, args.dst)
     print(f'wrote {len(converted)} tensors to {args.dst}')
     return 0
 

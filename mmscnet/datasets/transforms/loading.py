@@ -15,7 +15,8 @@ _JPEG, _PNG = b'\xff\xd8\xff', b'\x89PNG\r\n\x1a\n'
 
 def _jpeg_is_truncated(data):
     """True if no end-of-image marker follows the first scan. Walks the marker
-    segments up to the scan, so an EXIF thumbnail's own end marker does not count."""
+    segments up to the scan, so an EXIF thumbnail's own end marker does not
+    count."""
     pos = 2
     while pos + 4 <= len(data):
         if data[pos] != 0xFF:
@@ -38,7 +39,8 @@ def image_problem(data):
     if not data:
         return 'is empty (0 bytes)'
     if data.startswith(_JPEG) and _jpeg_is_truncated(data):
-        return f'is a truncated JPEG (no end-of-image marker; {len(data)} bytes)'
+        return ('is a truncated JPEG (no end-of-image marker; '
+                f'{len(data)} bytes)')
     if data.startswith(_PNG) and data.rfind(b'IEND') == -1:
         return f'is a truncated PNG (no IEND chunk; {len(data)} bytes)'
     return None
@@ -50,7 +52,8 @@ class LoadImageFromFile(MMCVLoadImageFromFile):
     name the file and what is wrong with it."""
 
     def transform(self, results):
-        if self.file_client_args is not None:  # mmcv's deprecated path, as it is
+        # mmcv's deprecated path, as it is
+        if self.file_client_args is not None:
             return super().transform(results)
         filename = results['img_path']
         try:
@@ -60,16 +63,23 @@ class LoadImageFromFile(MMCVLoadImageFromFile):
             data, problem = None, 'does not exist'
         img = None
         if problem is None:
-            img = mmcv.imfrombytes(data, flag=self.color_type, backend=self.imdecode_backend)
+            img = mmcv.imfrombytes(
+                data, flag=self.color_type, backend=self.imdecode_backend)
             if img is None:
-                problem = (f'cannot be decoded by {self.imdecode_backend}: not an image, or '
-                           f'corrupt ({len(data)} bytes)')
+                problem = (
+                    f'cannot be decoded by {self.imdecode_backend}: not an '
+                    'image, or '
+                    f'corrupt ({len(data)} bytes)')
         if problem is not None:
             if self.ignore_empty:
-                print_log(f'skipped image {filename}: it {problem}', logger='current', level=30)
+                print_log(
+                    f'skipped image {filename}: it {problem}',
+                    logger='current',
+                    level=30)
                 return None
-            raise ValueError(f'image {filename} {problem}; fix or remove it (or set '
-                             'ignore_empty=True in LoadImageFromFile to skip such images)')
+            raise ValueError(
+                f'image {filename} {problem}; fix or remove it (or set '
+                'ignore_empty=True in LoadImageFromFile to skip such images)')
         if self.to_float32:
             img = img.astype('float32')
         results['img'] = img

@@ -14,8 +14,11 @@ except ImportError:
     from mmscnet.utils.misc import needs_package
     PoseVisualizationHook = needs_package(
         HOOKS, 'PoseVisualizationHook', 'mmpose',
-        'pip install --no-deps mmpose==1.3.2 (see tests/README.md, "Environment")')
+        'pip install --no-deps mmpose==1.3.2 (see tests/README.md, '
+        '"Environment")')
 else:
     from .pose_visualization_hook import PoseVisualizationHook
 
-__all__ = ['CheckpointHook', 'DataCheckHook', 'DeployHook', 'PoseVisualizationHook']
+__all__ = [
+    'CheckpointHook', 'DataCheckHook', 'DeployHook', 'PoseVisualizationHook'
+]

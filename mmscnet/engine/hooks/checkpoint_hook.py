@@ -81,33 +81,44 @@ class CheckpointHook(MMEngineCheckpointHook):
         if is_main_process():
             # Left by a process killed mid-write; never a complete checkpoint.
             for path in glob.glob(osp.join(self.out_dir, f'.*{_PARTIAL}*')):
-                runner.logger.warning(f'removing an incomplete file of a killed run: {path}')
+                runner.logger.warning(
+                    f'removing an incomplete file of a killed run: {path}')
                 os.remove(path)
 
     def _save_checkpoint_with_step(self, runner, step, meta):
         outdated = []
-        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids
-                                            and self.keep_ckpt_ids[-1] == step):
+        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and
+                                            self.keep_ckpt_ids[-1] == step):
             if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
                 outdated.append(self.keep_ckpt_ids.popleft())
             self.keep_ckpt_ids.append(step)
-            runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
+            runner.message_hub.update_info('keep_ckpt_ids',
+                                           list(self.keep_ckpt_ids))
 
         filename = self.filename_tmpl.format(step)
         self.last_ckpt = self.file_backend.join_path(self.out_dir, filename)
         runner.message_hub.update_info('last_ckpt', self.last_ckpt)
-        runner.save_checkpoint(self.out_dir, filename, self.file_client_args,
-                               save_optimizer=self.save_optimizer,
-                               save_param_scheduler=self.save_param_scheduler, meta=meta,
-                               by_epoch=self.by_epoch, backend_args=self.backend_args,
-                               **self.args)
+        runner.save_checkpoint(
+            self.out_dir,
+            filename,
+            self.file_client_args,
+            save_optimizer=self.save_optimizer,
+            save_param_scheduler=self.save_param_scheduler,
+            meta=meta,
+            by_epoch=self.by_epoch,
+            backend_args=self.backend_args,
+            **self.args)
         if not is_main_process():
             return
-        # Only now that the checkpoint is complete does last_checkpoint name it,
+        # Only now that the checkpoint is complete does last_checkpoint name
+        # it,
         # and only then are the outdated ones removed.
-        atomic_write(osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt.encode())
+        atomic_write(
+            osp.join(runner.work_dir, 'last_checkpoint'),
+            self.last_ckpt.encode())
         for old in outdated:
-            path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(old))
+            path = self.file_backend.join_path(self.out_dir,
+                                               self.filename_tmpl.format(old))
             if self.file_backend.isfile(path):
                 self.file_backend.remove(path)
             elif self.file_backend.isdir(path):  # deepspeed saves directories

@@ -15,7 +15,8 @@ import os.path as osp
 
 import mmcv
 from mmengine import fileio
-from mmpose.engine.hooks import PoseVisualizationHook as MMPosePoseVisualizationHook
+from mmpose.engine.hooks import \
+    PoseVisualizationHook as MMPosePoseVisualizationHook
 from mmpose.structures import merge_data_samples
 
 from mmscnet.registry import HOOKS
@@ -52,11 +53,18 @@ class PoseVisualizationHook(MMPosePoseVisualizationHook):
             os.makedirs(out_dir, exist_ok=True)
             out_file = osp.join(out_dir, osp.basename(img_path))
         self._test_index += 1
-        img = mmcv.imfrombytes(fileio.get(img_path, backend_args=self.backend_args),
-                               channel_order='rgb')
+        img = mmcv.imfrombytes(
+            fileio.get(img_path, backend_args=self.backend_args),
+            channel_order='rgb')
         self._visualizer.set_dataset_meta(runner.test_evaluator.dataset_meta)
         self._visualizer.add_datasample(
-            osp.basename(img_path) if self.show else 'test_img', img,
-            data_sample=merge_data_samples(samples), draw_gt=self.draw_gt, draw_bbox=True,
-            show=self.show, wait_time=self.wait_time, kpt_thr=self.kpt_thr,
-            out_file=out_file, step=self._test_index)
+            osp.basename(img_path) if self.show else 'test_img',
+            img,
+            data_sample=merge_data_samples(samples),
+            draw_gt=self.draw_gt,
+            draw_bbox=True,
+            show=self.show,
+            wait_time=self.wait_time,
+            kpt_thr=self.kpt_thr,
+            out_file=out_file,
+            step=self._test_index)

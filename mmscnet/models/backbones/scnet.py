@@ -1,11 +1,14 @@
-"""Self-Calibrated Convolutions (SCNet, Liu et al., CVPR 2020) as an OpenMMLab backbone.
+"""Self-Calibrated Convolutions (SCNet, Liu et al., CVPR 2020) as an OpenMMLab
+backbone.
 
 The whole idea lives in this file. A bottleneck's input X is projected by two
 1x1 convs into X1 and X2. X1 goes through a plain 3x3 conv K1; X2 goes through
 the self-calibration (``SCConv``)::
 
-    T  = Pool_r(X2)                       r = pooling_r, average pooling by default
-    X' = Up(K2(T))                        Up: nearest resize back to X2's size (as released)
+    T  = Pool_r(X2)                       r = pooling_r, average pooling by
+    default
+    X' = Up(K2(T))                        Up: nearest resize back to X2's size
+    (as released)
     Y' = K3(X2) * sigmoid(X2 + X')
     Y2 = K4(Y')                           K4 carries the block's stride
 
@@ -27,8 +30,9 @@ from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmengine.model import BaseModule, Sequential
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmscnet.utils.checkpoint_io import refuse_unfit_state, register_load_pre_hook
 from mmscnet.registry import MODELS
+from mmscnet.utils.checkpoint_io import (refuse_unfit_state,
+                                         register_load_pre_hook)
 
 POOLING_TYPES = ('avg', 'max')
 UPSAMPLE_MODES = ('nearest', 'bilinear')
@@ -40,8 +44,10 @@ def _choice(name, value, accepted):
 
 
 def _check_calibration_args(pooling_r, pooling_type, upsample_mode):
-    if not isinstance(pooling_r, int) or isinstance(pooling_r, bool) or pooling_r < 1:
-        raise ValueError(f'pooling_r must be an integer >= 1, got {pooling_r!r}')
+    if not isinstance(pooling_r, int) or isinstance(pooling_r,
+                                                    bool) or pooling_r < 1:
+        raise ValueError(
+            f'pooling_r must be an integer >= 1, got {pooling_r!r}')
     _choice('pooling_type', pooling_type, POOLING_TYPES)
     _choice('upsample_mode', upsample_mode, UPSAMPLE_MODES)
 
@@ -51,27 +57,35 @@ def branch_width(planes, base_width, groups):
     return int(planes * base_width / 64) * groups
 
 
-def _check_widths(depth, base_channels, base_width, groups, stem_channels, deep_stem):
+def _check_widths(depth, base_channels, base_width, groups, stem_channels,
+                  deep_stem):
     # A 0-channel branch builds (with only a torch warning) and then fails in
     # forward far from its cause: refuse it here, naming the arguments.
-    for name, value in (('base_channels', base_channels), ('base_width', base_width),
+    for name, value in (('base_channels', base_channels), ('base_width',
+                                                           base_width),
                         ('groups', groups), ('stem_channels', stem_channels)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f'{name} must be an integer >= 1, got {value!r}')
     if deep_stem and stem_channels < 2:
-        raise ValueError(f'deep_stem needs stem_channels >= 2 (its first convs have '
-                         f'stem_channels // 2 channels), got {stem_channels}')
-    width = branch_width(base_channels, base_width, groups)  # the narrowest stage, layer1
+        raise ValueError(
+            f'deep_stem needs stem_channels >= 2 (its first convs have '
+            f'stem_channels // 2 channels), got {stem_channels}')
+    width = branch_width(base_channels, base_width,
+                         groups)  # the narrowest stage, layer1
     if width < 1:
         raise ValueError(
-            f'base_channels={base_channels}, base_width={base_width}, groups={groups} give '
+            f'base_channels={base_channels}, base_width={base_width}, '
+            f'groups={groups} give '
             f'SCNet-{depth} branches of 0 channels in layer1 (each branch has '
-            f'int(planes * base_width / 64) * groups channels, planes = base_channels at '
-            f'layer1): raise base_channels or base_width (released: 64 and 32)')
+            'int(planes * base_width / 64) * groups channels, planes = '
+            'base_channels at '
+            f'layer1): raise base_channels or base_width (released: 64 and 32)'
+        )
 
 
 class CalibrationPool(nn.Module):
-    """Pool_r of the paper: a non-overlapping r x r window (kernel = stride = r).
+    """Pool_r of the paper: a non-overlapping r x r window (kernel = stride =
+    r).
 
     A feature map smaller than r along a side is pooled over that whole side
     (the window shrinks to the map), so tiny maps -- the deep stages of a
@@ -92,13 +106,15 @@ class CalibrationPool(nn.Module):
         self.pooling_type = pooling_type
 
     def forward(self, x):
-        window = (min(self.pooling_r, x.shape[-2]), min(self.pooling_r, x.shape[-1]))
+        window = (min(self.pooling_r,
+                      x.shape[-2]), min(self.pooling_r, x.shape[-1]))
         if self.pooling_type == 'avg':
             return F.avg_pool2d(x, window, window)
         return F.max_pool2d(x, window, window)
 
     def extra_repr(self):
-        return f'pooling_r={self.pooling_r}, pooling_type={self.pooling_type!r}'
+        return (f'pooling_r={self.pooling_r}, '
+                f'pooling_type={self.pooling_type!r}')
 
 
 class SCConv(nn.Module):
@@ -135,22 +151,33 @@ class SCConv(nn.Module):
         self.upsample_mode = upsample_mode
 
         def conv3x3(conv_stride=1):
-            return build_conv_layer(conv_cfg, planes, planes, 3, stride=conv_stride,
-                                    padding=dilation, dilation=dilation, groups=groups,
-                                    bias=False)
+            return build_conv_layer(
+                conv_cfg,
+                planes,
+                planes,
+                3,
+                stride=conv_stride,
+                padding=dilation,
+                dilation=dilation,
+                groups=groups,
+                bias=False)
 
-        self.k2 = nn.Sequential(CalibrationPool(pooling_r, pooling_type), conv3x3(),
+        self.k2 = nn.Sequential(
+            CalibrationPool(pooling_r, pooling_type), conv3x3(),
+            build_norm_layer(norm_cfg, planes)[1])
+        self.k3 = nn.Sequential(conv3x3(),
                                 build_norm_layer(norm_cfg, planes)[1])
-        self.k3 = nn.Sequential(conv3x3(), build_norm_layer(norm_cfg, planes)[1])
-        self.k4 = nn.Sequential(conv3x3(stride), build_norm_layer(norm_cfg, planes)[1],
-                                nn.ReLU(inplace=True))
+        self.k4 = nn.Sequential(
+            conv3x3(stride),
+            build_norm_layer(norm_cfg, planes)[1], nn.ReLU(inplace=True))
 
     def forward(self, x2):
         size = x2.shape[-2:]
         if self.upsample_mode == 'nearest':
             x_prime = F.interpolate(self.k2(x2), size)
         else:
-            x_prime = F.interpolate(self.k2(x2), size, mode='bilinear', align_corners=False)
+            x_prime = F.interpolate(
+                self.k2(x2), size, mode='bilinear', align_corners=False)
         gate = torch.sigmoid(x2 + x_prime if self.with_identity else x_prime)
         y_prime = self.k3(x2) * gate
         return self.k4(y_prime)
@@ -201,28 +228,49 @@ class SCBottleneck(BaseModule):
         super().__init__(init_cfg)
         width = branch_width(planes, base_width, groups)
         if width < 1:
-            raise ValueError(f'planes={planes}, base_width={base_width}, groups={groups} give '
-                             f'branches of {width} channels (int(planes * base_width / 64) * '
-                             f'groups); raise planes or base_width')
+            raise ValueError(
+                f'planes={planes}, base_width={base_width}, groups={groups} '
+                'give '
+                f'branches of {width} channels (int(planes * base_width / 64) '
+                '* '
+                f'groups); raise planes or base_width')
         self.with_cp = with_cp
         self.avd = avd and stride > 1
         conv_stride = 1 if self.avd else stride
 
-        self.conv1_a = build_conv_layer(conv_cfg, inplanes, width, 1, bias=False)
+        self.conv1_a = build_conv_layer(
+            conv_cfg, inplanes, width, 1, bias=False)
         self.bn1_a = build_norm_layer(norm_cfg, width)[1]
-        self.conv1_b = build_conv_layer(conv_cfg, inplanes, width, 1, bias=False)
+        self.conv1_b = build_conv_layer(
+            conv_cfg, inplanes, width, 1, bias=False)
         self.bn1_b = build_norm_layer(norm_cfg, width)[1]
         self.k1 = nn.Sequential(
-            build_conv_layer(conv_cfg, width, width, 3, stride=conv_stride, padding=dilation,
-                             dilation=dilation, groups=groups, bias=False),
-            build_norm_layer(norm_cfg, width)[1],
-            nn.ReLU(inplace=True))
-        self.scconv = SCConv(width, conv_stride, dilation, groups, pooling_r=pooling_r,
-                             pooling_type=pooling_type, with_identity=with_identity,
-                             upsample_mode=upsample_mode, conv_cfg=conv_cfg, norm_cfg=norm_cfg)
+            build_conv_layer(
+                conv_cfg,
+                width,
+                width,
+                3,
+                stride=conv_stride,
+                padding=dilation,
+                dilation=dilation,
+                groups=groups,
+                bias=False),
+            build_norm_layer(norm_cfg, width)[1], nn.ReLU(inplace=True))
+        self.scconv = SCConv(
+            width,
+            conv_stride,
+            dilation,
+            groups,
+            pooling_r=pooling_r,
+            pooling_type=pooling_type,
+            with_identity=with_identity,
+            upsample_mode=upsample_mode,
+            conv_cfg=conv_cfg,
+            norm_cfg=norm_cfg)
         if self.avd:
             self.avd_layer = nn.AvgPool2d(3, stride, padding=1)
-        self.conv3 = build_conv_layer(conv_cfg, width * 2, planes * self.expansion, 1, bias=False)
+        self.conv3 = build_conv_layer(
+            conv_cfg, width * 2, planes * self.expansion, 1, bias=False)
         self.bn3 = build_norm_layer(norm_cfg, planes * self.expansion)[1]
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
@@ -239,18 +287,21 @@ class SCBottleneck(BaseModule):
         folded into them (deploy mode: the in-place ReLU would then write into
         the shared output)."""
         a, b = self.conv1_a, self.conv1_b
-        geometry = (a.kernel_size, a.stride, a.padding, a.dilation, a.padding_mode)
-        records_grad = torch.is_grad_enabled() and (
-            x.requires_grad or a.weight.requires_grad or b.weight.requires_grad)
+        geometry = (a.kernel_size, a.stride, a.padding, a.dilation,
+                    a.padding_mode)
+        records_grad = torch.is_grad_enabled() and (x.requires_grad
+                                                    or a.weight.requires_grad
+                                                    or b.weight.requires_grad)
         if (records_grad and x.is_contiguous() and type(a) is nn.Conv2d
-                and type(b) is nn.Conv2d
-                and a.bias is None and b.bias is None and a.groups == b.groups == 1
-                and geometry == (b.kernel_size, b.stride, b.padding, b.dilation, b.padding_mode)
+                and type(b) is nn.Conv2d and a.bias is None and b.bias is None
+                and a.groups == b.groups == 1
+                and geometry == (b.kernel_size, b.stride, b.padding,
+                                 b.dilation, b.padding_mode)
                 and a.padding_mode == 'zeros'
                 and not (a._forward_hooks or a._forward_pre_hooks
                          or b._forward_hooks or b._forward_pre_hooks)):
-            out = F.conv2d(x, torch.cat([a.weight, b.weight]), None, a.stride, a.padding,
-                           a.dilation)
+            out = F.conv2d(x, torch.cat([a.weight, b.weight]), None, a.stride,
+                           a.padding, a.dilation)
             return out.split([a.out_channels, b.out_channels], dim=1)
         return a(x), b(x)
 
@@ -374,30 +425,40 @@ class SCNet(BaseModule):
         self.channels_last = channels_last
         _choice('depth', depth, tuple(self.arch_settings))
         if not 1 <= num_stages <= 4:
-            raise ValueError(f'num_stages must be in [1, 4], got {num_stages!r}')
+            raise ValueError(
+                f'num_stages must be in [1, 4], got {num_stages!r}')
         for name, value in (('strides', strides), ('dilations', dilations)):
             if len(value) != num_stages:
-                raise ValueError(f'{name} must have num_stages={num_stages} entries, '
-                                 f'got {len(value)}: {tuple(value)}')
+                raise ValueError(
+                    f'{name} must have num_stages={num_stages} entries, '
+                    f'got {len(value)}: {tuple(value)}')
         out_indices = tuple(out_indices)
-        if not out_indices or any(not 0 <= i < num_stages for i in out_indices):
-            raise ValueError(f'out_indices must be non-empty and within [0, {num_stages - 1}] '
+        if not out_indices or any(not 0 <= i < num_stages
+                                  for i in out_indices):
+            raise ValueError('out_indices must be non-empty and within [0, '
+                             f'{num_stages - 1}] '
                              f'(num_stages={num_stages}), got {out_indices}')
         if len(set(out_indices)) != len(out_indices):
-            raise ValueError(f'out_indices must not repeat a stage, got {out_indices}')
+            raise ValueError(
+                f'out_indices must not repeat a stage, got {out_indices}')
         # The maps come back in stage order whatever the order given (as from
         # mmdet's ResNet), so out_channels / out_strides follow that order too.
         out_indices = tuple(sorted(out_indices))
         if not -1 <= frozen_stages <= num_stages:
-            raise ValueError(f'frozen_stages must be in [-1, {num_stages}], got {frozen_stages!r}')
+            raise ValueError(
+                f'frozen_stages must be in [-1, {num_stages}], got '
+                f'{frozen_stages!r}')
         _choice('style', style, ('pytorch', ))
-        _check_widths(depth, base_channels, base_width, groups, stem_channels or base_channels,
-                      deep_stem)
+        _check_widths(depth, base_channels, base_width, groups, stem_channels
+                      or base_channels, deep_stem)
         if pretrained is not None:
             if init_cfg is not None:
-                raise ValueError('init_cfg and pretrained cannot be set at the same time')
+                raise ValueError(
+                    'init_cfg and pretrained cannot be set at the same time')
             if not isinstance(pretrained, str):
-                raise TypeError(f'pretrained must be a str or None, got {type(pretrained)}')
+                raise TypeError(
+                    f'pretrained must be a str or None, got {type(pretrained)}'
+                )
             warnings.warn('DeprecationWarning: pretrained is deprecated, '
                           'please use "init_cfg" instead')
             self.init_cfg = dict(type='Pretrained', checkpoint=pretrained)
@@ -405,13 +466,15 @@ class SCNet(BaseModule):
         if pretrained is None and init_cfg is None:
             self.init_cfg = [
                 dict(type='Kaiming', layer='Conv2d'),
-                dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])
+                dict(
+                    type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])
             ]
             # As mmdet's ResNet: zero bn3 only in a backbone initialised from
             # scratch, through the blocks' own init_cfg, so that it can never
             # touch loaded weights.
             if zero_init_residual:
-                block_init_cfg = dict(type='Constant', val=0, override=dict(name='bn3'))
+                block_init_cfg = dict(
+                    type='Constant', val=0, override=dict(name='bn3'))
 
         self.depth = depth
         self.in_channels = in_channels
@@ -430,11 +493,23 @@ class SCNet(BaseModule):
         for i, num_blocks in enumerate(self.arch_settings[depth][:num_stages]):
             planes = base_channels * 2**i
             layer = self._make_layer(
-                inplanes, planes, num_blocks, strides[i], dilations[i],
-                groups=groups, base_width=base_width, avd=avd, avg_down=avg_down,
-                contract_dilation=contract_dilation, with_cp=with_cp,
-                conv_cfg=conv_cfg, norm_cfg=norm_cfg, init_cfg=block_init_cfg,
-                pooling_r=pooling_r, pooling_type=pooling_type, with_identity=with_identity,
+                inplanes,
+                planes,
+                num_blocks,
+                strides[i],
+                dilations[i],
+                groups=groups,
+                base_width=base_width,
+                avd=avd,
+                avg_down=avg_down,
+                contract_dilation=contract_dilation,
+                with_cp=with_cp,
+                conv_cfg=conv_cfg,
+                norm_cfg=norm_cfg,
+                init_cfg=block_init_cfg,
+                pooling_r=pooling_r,
+                pooling_type=pooling_type,
+                with_identity=with_identity,
                 upsample_mode=upsample_mode)
             inplanes = planes * self.block.expansion
             layer_name = f'layer{i + 1}'
@@ -443,7 +518,8 @@ class SCNet(BaseModule):
             reduction *= strides[i]
             stage_channels.append(inplanes)
             stage_strides.append(reduction)
-        # What each returned map is (channels, stride to the input), for necks and heads.
+        # What each returned map is (channels, stride to the input), for necks
+        # and heads.
         self.out_channels = tuple(stage_channels[i] for i in out_indices)
         self.out_strides = tuple(stage_strides[i] for i in out_indices)
         self._freeze_stages()
@@ -457,22 +533,42 @@ class SCNet(BaseModule):
             # has no norm/ReLU; they follow as bn1 and relu.
             mid = stem_channels // 2
             self.conv1 = nn.Sequential(
-                build_conv_layer(conv_cfg, in_channels, mid, 3, stride=2, padding=1, bias=False),
-                build_norm_layer(norm_cfg, mid)[1],
-                nn.ReLU(inplace=True),
-                build_conv_layer(conv_cfg, mid, mid, 3, stride=1, padding=1, bias=False),
-                build_norm_layer(norm_cfg, mid)[1],
-                nn.ReLU(inplace=True),
-                build_conv_layer(conv_cfg, mid, stem_channels, 3, stride=1, padding=1, bias=False))
+                build_conv_layer(
+                    conv_cfg,
+                    in_channels,
+                    mid,
+                    3,
+                    stride=2,
+                    padding=1,
+                    bias=False),
+                build_norm_layer(norm_cfg, mid)[1], nn.ReLU(inplace=True),
+                build_conv_layer(
+                    conv_cfg, mid, mid, 3, stride=1, padding=1, bias=False),
+                build_norm_layer(norm_cfg, mid)[1], nn.ReLU(inplace=True),
+                build_conv_layer(
+                    conv_cfg,
+                    mid,
+                    stem_channels,
+                    3,
+                    stride=1,
+                    padding=1,
+                    bias=False))
         else:
-            self.conv1 = build_conv_layer(conv_cfg, in_channels, stem_channels, 7, stride=2,
-                                          padding=3, bias=False)
+            self.conv1 = build_conv_layer(
+                conv_cfg,
+                in_channels,
+                stem_channels,
+                7,
+                stride=2,
+                padding=3,
+                bias=False)
         self.bn1 = build_norm_layer(norm_cfg, stem_channels)[1]
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
 
-    def _make_layer(self, inplanes, planes, num_blocks, stride, dilation, avg_down,
-                    contract_dilation, conv_cfg, norm_cfg, **block_kwargs):
+    def _make_layer(self, inplanes, planes, num_blocks, stride, dilation,
+                    avg_down, contract_dilation, conv_cfg, norm_cfg,
+                    **block_kwargs):
         out_planes = planes * self.block.expansion
         downsample = None
         if stride != 1 or inplanes != out_planes:
@@ -480,27 +576,50 @@ class SCNet(BaseModule):
             if avg_down:
                 # Always present (an identity pool at stride 1) to keep the
                 # released key layout downsample.1 / downsample.2.
-                layers.append(nn.AvgPool2d(stride, stride, ceil_mode=True,
-                                           count_include_pad=False))
+                layers.append(
+                    nn.AvgPool2d(
+                        stride,
+                        stride,
+                        ceil_mode=True,
+                        count_include_pad=False))
             layers += [
-                build_conv_layer(conv_cfg, inplanes, out_planes, 1,
-                                 stride=1 if avg_down else stride, bias=False),
+                build_conv_layer(
+                    conv_cfg,
+                    inplanes,
+                    out_planes,
+                    1,
+                    stride=1 if avg_down else stride,
+                    bias=False),
                 build_norm_layer(norm_cfg, out_planes)[1]
             ]
             downsample = nn.Sequential(*layers)
-        first_dilation = dilation // 2 if contract_dilation and dilation > 1 else dilation
+        first_dilation = (
+            dilation // 2 if contract_dilation and dilation > 1 else dilation)
         kwargs = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, **block_kwargs)
-        blocks = [self.block(inplanes, planes, stride, first_dilation,
-                             downsample=downsample, **kwargs)]
-        blocks += [self.block(out_planes, planes, 1, dilation, **kwargs)
-                   for _ in range(1, num_blocks)]
-        return Sequential(*blocks)  # mmengine's: it initialises the blocks' init_cfg
+        blocks = [
+            self.block(
+                inplanes,
+                planes,
+                stride,
+                first_dilation,
+                downsample=downsample,
+                **kwargs)
+        ]
+        blocks += [
+            self.block(out_planes, planes, 1, dilation, **kwargs)
+            for _ in range(1, num_blocks)
+        ]
+        return Sequential(
+            *blocks)  # mmengine's: it initialises the blocks' init_cfg
 
     def _freeze_stages(self):
         frozen = []
         if self.frozen_stages >= 0:
             frozen += [self.conv1, self.bn1]
-        frozen += [getattr(self, f'layer{i}') for i in range(1, self.frozen_stages + 1)]
+        frozen += [
+            getattr(self, f'layer{i}')
+            for i in range(1, self.frozen_stages + 1)
+        ]
         for m in frozen:
             m.eval()
             for param in m.parameters():
@@ -508,8 +627,9 @@ class SCNet(BaseModule):
 
     def forward(self, x):
         if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f'SCNet expects input of shape (N, {self.in_channels}, H, W) '
-                             f'(in_channels={self.in_channels}), got {tuple(x.shape)}')
+            raise ValueError(
+                f'SCNet expects input of shape (N, {self.in_channels}, H, W) '
+                f'(in_channels={self.in_channels}), got {tuple(x.shape)}')
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
@@ -542,9 +662,15 @@ class SCNetV1d(SCNet):
     def __init__(self, depth, stem_channels=None, **kwargs):
         for key in ('deep_stem', 'avg_down', 'avd'):
             if not kwargs.pop(key, True):
-                raise ValueError(f'SCNetV1d always uses {key}=True; use SCNet to turn it off')
+                raise ValueError(
+                    f'SCNetV1d always uses {key}=True; use SCNet to turn it '
+                    'off')
         if stem_channels is None:
             stem_channels = 64 if depth == 50 else 128
-        super().__init__(depth, stem_channels=stem_channels, deep_stem=True, avg_down=True,
-                         avd=True, **kwargs)
-
+        super().__init__(
+            depth,
+            stem_channels=stem_channels,
+            deep_stem=True,
+            avg_down=True,
+            avd=True,
+            **kwargs)

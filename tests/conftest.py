@@ -24,13 +24,33 @@ def pytest_configure(config):
         'markers',
         'downstream: needs a downstream library (mmdet, mmpretrain, ...); the '
         'compatibility job (tools/compat_env.sh), which installs only torch, '
-        'mmengine and '
-        'mmcv-lite, deselects these')
+        'mmengine and mmcv-lite, deselects these')
     config.addinivalue_line(
-        'markers',
-        'quick: the unit tier (make test-quick, under 5 minutes on 2 cores): '
-        'no '
-        'training through the tools, no subprocess suites')
+        'markers', 'quick: the unit tier (make test-quick, under 5 minutes '
+        'on 2 cores): set by QUICK_MODULES below, not by hand')
+    config.addinivalue_line(
+        'markers', 'slow: runs a tool or a fresh interpreter; left out of '
+        'the quick tier even in a quick module')
+
+
+# The unit tier: the backbone, its parity and errors, the registries, the
+# checkpoint loader and converters, metafiles, layout and docs. Every test of
+# these modules is `quick` unless marked `slow`; everything else (trainings
+# through the tools, distributed runs, deploy, the per-ISA cells) is only in
+# the full suite.
+QUICK_MODULES = {
+    'test_scnet.py', 'test_scnet_parity.py', 'test_scnet_errors.py',
+    'test_checkpoint_io.py', 'test_converters.py', 'test_analysis.py',
+    'test_registry.py', 'test_layout.py', 'test_metafile.py',
+    'test_plot_logs.py', 'test_docker.py'
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if (item.path.name in QUICK_MODULES
+                and item.get_closest_marker('slow') is None):
+            item.add_marker(pytest.mark.quick)
 
 
 @pytest.fixture(autouse=True)
@@ -42,8 +62,14 @@ def _quiet_and_deterministic():
     level = logger.level
     logger.setLevel(logging.WARNING)
     torch.manual_seed(0)
+    # A test that sets mmengine's default scope (init_default_scope, a
+    # Runner) must not change the registry the next test's build goes to.
+    from mmengine.registry import DefaultScope
+    scopes = dict(DefaultScope._instance_dict)
     yield
     logger.setLevel(level)
+    DefaultScope._instance_dict.clear()
+    DefaultScope._instance_dict.update(scopes)
 
 
 def rel_diff(a, b):

@@ -9,7 +9,6 @@ import pytest
 from conftest import REPO, TOY_CONFIG
 
 PACKAGE = REPO / 'mmscnet'
-pytestmark = pytest.mark.quick
 
 
 def _module_name(path):
@@ -211,3 +210,22 @@ def test_amp_keeps_an_amp_wrapper_and_refuses_others(wrapper, expect):
     ]
     # A rewrite only where one happened.
     assert len(amp_lines) == (wrapper == 'OptimWrapper')
+
+
+# ---------------------------------------------------------------- tests
+
+
+def test_test_folders_mirror_the_package_and_the_quick_tier_exists():
+    from conftest import QUICK_MODULES
+    tests = REPO / 'tests'
+    files = [p for p in tests.rglob('test_*.py')]
+    names = [p.name for p in files]
+    assert len(names) == len(set(names))  # one module name, one file
+    assert QUICK_MODULES <= set(names), QUICK_MODULES - set(names)
+    # tests/test_<x>/... mirrors mmscnet/<x>/... (or configs/ and tools/).
+    for folder in (p for p in tests.rglob('test_*') if p.is_dir()):
+        rel = folder.relative_to(tests).parts
+        target = [part[len('test_'):] for part in rel]
+        top = REPO / target[0] if target[0] in ('configs', 'tools') else \
+            PACKAGE.joinpath(*target)
+        assert top.is_dir(), f'tests/{"/".join(rel)} mirrors nothing'

@@ -20,6 +20,7 @@ def test_build_from_downstream_registry(lib, type_):
     assert model.out_channels == (256, 512, 1024, 2048)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('lib', LIBS)
 def test_fresh_process_needs_no_import_of_mmscnet(lib):
     # A new interpreter in which nothing imported mmscnet: mmengine must find

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 TORCH=${1:?usage: tools/compat_env.sh TORCH_VERSION [VENV]}
 VENV=${2:-.venv-torch$TORCH}
 PY=${PYTHON:-python3}
-TESTS=(tests/test_backbone.py tests/test_parity.py tests/test_checkpoint.py)
+TESTS=(tests/test_models/test_backbones/test_scnet.py tests/test_models/test_backbones/test_scnet_parity.py tests/test_utils/test_checkpoint_io.py)
 
 # A pip configuration may cap torch with a constraint file (this project's
 # machines do, at 2.14.1); the job asks for one exact version on purpose.

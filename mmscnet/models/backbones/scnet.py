@@ -281,7 +281,7 @@ class SCBottleneck(BaseModule):
         backward one GEMM and one gradient for X instead of two summed (equal
         within fp32 rounding). Everywhere else they run apart, as the authors'
         code runs them, so inference is bit-identical with it (stacking is no
-        faster there: README, "Speed"). They also run apart on NHWC
+        faster there: tools/README.md, "Speed"). They also run apart on NHWC
         input (the halves would be strided badly for BN), for convs of another
         type or geometry, with hooks (each must run as itself), and once BN is
         folded into them (deploy mode: the in-place ReLU would then write into

@@ -121,14 +121,15 @@ def test_keypoint_figures_are_mmposes():
 
 @pytest.mark.parametrize('model', MODELS, ids=[m.name for m in MODELS])
 def test_entry_config_builds_with_the_listed_weights(model):
-    from mmengine.registry import init_default_scope
+    from mmengine.registry import DefaultScope
     cfg = Config.fromfile(str(REPO / model.config))
     lib = FOLDER_LIB[model.config.split('/')[1]]
     assert cfg.default_scope == lib
     for r in model.results or []:
         assert TASK_LIB[r.task] == lib
-    init_default_scope(lib)
-    net = importlib.import_module(f'{lib}.registry').MODELS.build(cfg.model)
+    with DefaultScope.overwrite_default_scope(lib):
+        net = importlib.import_module(f'{lib}.registry').MODELS.build(
+            cfg.model)
     backbone = cfg.model.backbone
     assert type(net.backbone).__module__ == 'mmscnet.models.backbones.scnet'
     # The ImageNet weights named in the entry are the ones of this backbone.

@@ -9,7 +9,7 @@ from mmscnet.models import SCNet
 from mmscnet.utils.checkpoint_io import load_state_dict_file
 from mmscnet.utils.converters import convert_mmpose_scnet, infer_depth
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MMPOSE_KEYS = REPO / 'tests/data/mmpose-1.3.2_td-hm_scnet50_keys.txt'
 
 
@@ -83,6 +83,7 @@ def test_infer_depth():
         infer_depth({'fc.weight': torch.zeros(1)})
 
 
+@pytest.mark.slow
 def test_converter_tool_end_to_end(tmp_path):
     sd = mmpose_checkpoint()
     mmpose_ckpt = tmp_path / 'pose.pth'
@@ -115,6 +116,7 @@ def test_converter_tool_end_to_end(tmp_path):
     assert dst.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_keep_head_needs_a_whole_model(tmp_path):
     bare = tmp_path / 'bare.pth'
     torch.save(SCNet(depth=50).state_dict(), bare)

@@ -49,6 +49,7 @@ def test_erf_refuses_a_constant_output():
             torch.randn(1, 1, 8, 8))
 
 
+@pytest.mark.slow
 def test_erf_tool_random_and_checkpoint(tmp_path):
     from mmscnet.models import SCNet
     ckpt = tmp_path / 'toy_detector.pth'

@@ -47,10 +47,12 @@ CAPS = {
 # kernels there are AVX512_CORE's, which that cap runs.
 FP32_CAPS = ('SSE41', 'AVX', 'AVX2', 'AVX512_CORE')
 TESTS = [
-    'tests/test_parity.py::test_eval_outputs_match_reference',
-    'tests/test_deploy.py::test_fused_fp32_equals_unfused',
-    'tests/test_seg_cls.py::test_released_classifier_logits_match_reference',
-    'tests/test_keypoint.py::'
+    'tests/test_models/test_backbones/test_scnet_parity.py::'
+    'test_eval_outputs_match_reference',
+    'tests/test_deploy/test_deploy_mode.py::test_fused_fp32_equals_unfused',
+    'tests/test_configs/test_seg_cls.py::'
+    'test_released_classifier_logits_match_reference',
+    'tests/test_configs/test_keypoint.py::'
     'test_mmpose_topdown_checkpoint_converts_and_matches',
 ]
 

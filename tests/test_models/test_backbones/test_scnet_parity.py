@@ -4,8 +4,8 @@ Random weights are saved to a .pth and loaded into mmscnet through
 init_cfg=dict(type='Pretrained'), the path users take with the released
 checkpoints. The networks behave like trained ones (``calibrate_``: BN
 statistics measured from data, activations O(1)), so fp32 keeps its digits
-and the bounds below hold on every CPU; tests/test_kernels.py runs the eval
-tests again under every oneDNN kernel choice this CPU has.
+and the bounds below hold on every CPU; test_kernels.py beside this file
+runs the eval tests again under every oneDNN kernel choice this CPU has.
 """
 import copy
 

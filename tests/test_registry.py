@@ -46,10 +46,8 @@ def test_mmdet_own_scnet_is_untouched():
 
 def test_import_mmscnet_is_light():
     code = (
-        'import sys, mmscnet, mmscnet.models; '
-        'heavy = [m for m in ("mmdet", "mmseg", "mmpretrain", "mmpose") if m '
-        'in sys.modules]; '
-        'print(heavy)')
+        'import sys, mmscnet, mmscnet.models; heavy = [m for m in ("mmdet", '
+        '"mmseg", "mmpretrain", "mmpose") if m in sys.modules]; print(heavy)')
     out = subprocess.run([sys.executable, '-c', code],
                          capture_output=True,
                          text=True)
@@ -90,13 +88,12 @@ def _run(code):
 def test_build_args_cover_every_registered_name():
     # Import every module of the package, then list what each registry holds.
     registered = _run(
-        'import json, pkgutil, importlib, mmscnet\n'
-        'for m in pkgutil.walk_packages(mmscnet.__path__, "mmscnet."):\n'
-        '    importlib.import_module(m.name)\n'
-        'from mmscnet import registry\n'
-        'print(json.dumps({r.name: sorted(r.module_dict) for r in '
-        '(registry.MODELS, '
-        'registry.HOOKS, registry.TRANSFORMS, registry.VISUALIZERS)}))')
+        'import json, pkgutil, importlib, mmscnet\nfor m in '
+        'pkgutil.walk_packages(mmscnet.__path__, "mmscnet."):\n    '
+        'importlib.import_module(m.name)\nfrom mmscnet import '
+        'registry\nprint(json.dumps({r.name: sorted(r.module_dict) for r in '
+        '(registry.MODELS, registry.HOOKS, registry.TRANSFORMS, '
+        'registry.VISUALIZERS)}))')
     assert registered == {
         name: sorted(table)
         for name, table in BUILD_ARGS.items()

@@ -29,8 +29,7 @@ def get_adapter(scope):
     if scope not in ADAPTERS:
         raise ValueError(
             f'default_scope must be one of {SCOPES} (inherit a config of '
-            'mmdet, '
-            f'mmseg, mmpretrain or mmpose), got {scope!r}')
+            f'mmdet, mmseg, mmpretrain or mmpose), got {scope!r}')
     return ADAPTERS[scope]
 
 

@@ -25,8 +25,7 @@ class Adapter:
         if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
             raise ValueError(
                 f'{config_path}: --tta needs tta_model and tta_pipeline in '
-                'the '
-                'config')
+                'the config')
 
     def prepare_model(self, model):
         """Called on the Runner's model once it is built (default: nothing)."""

@@ -22,8 +22,7 @@ class PoseAdapter(Adapter):
             ('PoseVisualizationHook', 'mmpose.PoseVisualizationHook'),
             'mmscnet.PoseVisualizationHook',
             'paints each image once, all its persons, ground truth beside '
-            'prediction '
-            '(--show-dir)')
+            'prediction (--show-dir)')
         hook.update(enable=True, out_dir=show_dir)
         swap_types(cfg, cfg.visualizer,
                    ('PoseLocalVisualizer', 'mmpose.PoseLocalVisualizer'),

@@ -42,9 +42,8 @@ def collect_inputs(path):
         return 'video', path
     raise ValueError(
         f'unknown input {path!r}: expected an image '
-        f'({", ".join(IMAGE_EXTS)}), '
-        ''
-        f'a folder of images, or a video ({", ".join(VIDEO_EXTS)})')
+        f'({", ".join(IMAGE_EXTS)}), a folder of images, or a video '
+        f'({", ".join(VIDEO_EXTS)})')
 
 
 def check_out_dir(out_dir, overwrite=False):

@@ -53,8 +53,7 @@ def load_config(path, cfg_options=None, launcher='none'):
     if osp.splitext(path)[1] not in ('.py', '.json', '.yaml', '.yml'):
         raise ValueError(
             f'unknown config file type {path!r}: expected .py, .json, .yaml '
-            'or '
-            '.yml')
+            'or .yml')
     cfg = Config.fromfile(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -62,8 +61,7 @@ def load_config(path, cfg_options=None, launcher='none'):
     if scope not in SCOPES:
         raise ValueError(
             f'{path}: default_scope must be one of {SCOPES} (inherit a config '
-            'of '
-            f'mmdet, mmseg, mmpretrain or mmpose), got {scope!r}')
+            f'of mmdet, mmseg, mmpretrain or mmpose), got {scope!r}')
     cfg.launcher = launcher
     return cfg
 
@@ -116,10 +114,9 @@ def apply_train_args(cfg,
         if last.is_file():
             raise FileExistsError(
                 f'{cfg.work_dir} holds the checkpoints of an earlier training '
-                '(last: '
-                f'{last.read_text().strip()}); a new training would overwrite '
-                'them. Continue '
-                'it with --resume, or give a new --work-dir')
+                f'(last: {last.read_text().strip()}); a new training would '
+                'overwrite them. Continue it with --resume, or give a new '
+                '--work-dir')
     _use_crash_safe_checkpoints(cfg)
     from mmscnet.utils.datacheck import (check_annotation_files,
                                          check_class_counts, use_data_checks)
@@ -148,16 +145,13 @@ def use_amp(cfg):
         return
     if kind not in ('OptimWrapper', 'mmengine.OptimWrapper'):
         raise ValueError(
-            '--amp turns OptimWrapper into AmpOptimWrapper, but the config\'s '
-            ''
-            f'optim_wrapper.type is {kind!r}: set an AMP-capable wrapper in '
-            'the '
-            'config instead of --amp')
+            '--amp turns OptimWrapper into AmpOptimWrapper, but the '
+            f'config\'s optim_wrapper.type is {kind!r}: set an AMP-capable '
+            'wrapper in the config instead of --amp')
     cfg.optim_wrapper.type = 'AmpOptimWrapper'
     cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     record_rewrite(cfg, 'OptimWrapper', 'AmpOptimWrapper',
-                   'asked for by --amp '
-                   '(dynamic loss scale)')
+                   'asked for by --amp (dynamic loss scale)')
 
 
 def _use_crash_safe_checkpoints(cfg):

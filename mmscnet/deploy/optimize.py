@@ -50,9 +50,8 @@ def _refuse_training(self, mode=True):
     if mode:
         raise RuntimeError(
             f'{type(self).__name__} was optimized for deployment (BatchNorm '
-            'folded into the '
-            'convs): it cannot be trained. Build the model again from its '
-            'config to train it.')
+            'folded into the convs): it cannot be trained. Build the model '
+            'again from its config to train it.')
     return self._mmscnet_train(False)
 
 

@@ -202,8 +202,7 @@ def load_from_local(filename, map_location=None, mechanism=None):
             cause = (
                 'it contains objects outside the allowed checkpoint types '
                 '(tensors, numbers, strings, containers, mmengine '
-                'HistoryBuffer, '
-                'numpy arrays); refused without running them')
+                'HistoryBuffer, numpy arrays); refused without running them')
         else:
             cause = 'it could not be read'
         first_line = str(e).strip().splitlines()[0] if str(
@@ -287,9 +286,7 @@ def check_complete(path, what='checkpoint'):
             if others else 'no complete checkpoint beside it')
     raise ValueError(
         f'{what} {path} is truncated (its zip directory is missing: the '
-        'writer '
-        'was '
-        f'killed or the disk was full); {hint}')
+        f'writer was killed or the disk was full); {hint}')
 
 
 def register_load_pre_hook(module, hook):
@@ -335,18 +332,14 @@ def refuse_unfit_state(module, state_dict, prefix, *args):
             f'{tuple(own[k].shape)} here' for k in mismatched[:3])
         raise ValueError(
             f'the weights do not fit {name}: {loaded} of its {len(own)} '
-            'tensors would load '
-            f'({len(own) - len(present)} missing, {len(mismatched)} of '
-            'another '
-            'shape'
-            f'{": " + shapes if shapes else ""}). The checkpoint holds '
-            f'{len(theirs)} tensors '
-            f'under {prefix or "the top level"!r}, e.g. {theirs[:3]}. It is '
-            'not an SCNet '
-            f'checkpoint in the released layout (convert an mmpose one with '
+            f'tensors would load ({len(own) - len(present)} missing, '
+            f'{len(mismatched)} of another '
+            f'shape{": " + shapes if shapes else ""}). The checkpoint holds '
+            f'{len(theirs)} tensors under {prefix or "the top level"!r}, e.g. '
+            f'{theirs[:3]}. It is not an SCNet checkpoint in the released '
+            'layout (convert an mmpose one with '
             'tools/model_converters/mmpose2mmscnet.py); for a whole model\'s '
-            'checkpoint, '
-            f'set prefix=\'backbone.\' in init_cfg')
+            'checkpoint, set prefix=\'backbone.\' in init_cfg')
     for i, layer in enumerate(module.res_layers, 1):
         blocks = {
             int(m.group(1))

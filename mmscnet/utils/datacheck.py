@@ -175,8 +175,7 @@ def _broken_annotation_file(cfg):
         except json.JSONDecodeError as e:
             return ValueError(
                 f'annotation file {path} ({where}) is not valid JSON, '
-                'truncated '
-                f'or corrupt ({osp.getsize(path)} bytes): {e}')
+                f'truncated or corrupt ({osp.getsize(path)} bytes): {e}')
     return None
 
 

@@ -41,9 +41,8 @@ def setup_distributed(cfg):
         raise ValueError(
             f'--launcher {launcher} needs CUDA GPUs (mmengine calls '
             'torch.cuda.set_device); on a machine without GPUs start the '
-            'processes '
-            'with torchrun: tools/dist_train.sh / tools/dist_test.sh '
-            '(--launcher pytorch)')
+            'processes with torchrun: tools/dist_train.sh / '
+            'tools/dist_test.sh (--launcher pytorch)')
     env_cfg = dict(cfg.get('env_cfg') or {})
     dist_cfg = dict(env_cfg.get('dist_cfg') or {})
     backend = dist_cfg.pop('backend', 'nccl')

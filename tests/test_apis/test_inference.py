@@ -168,13 +168,12 @@ def test_mmdet_detinferencer_loads_our_checkpoint_without_importing_mmscnet(
     image = os.path.join(toy, 'val',
                          sorted(os.listdir(os.path.join(toy, 'val')))[0])
     code = ('import sys\n'
-            'from mmdet.apis import DetInferencer\n'
-            'assert "mmscnet" not in sys.modules\n'
-            f'inf = DetInferencer(model={TOY_CONFIG!r}, '
-            f'weights={toy_checkpoint!r}, '
-            'device="cpu", show_progress=False)\n'
-            f'out = inf({image!r}, no_save_vis=True, pred_score_thr=0.0)\n'
-            'print("predictions", len(out["predictions"]))\n')
+            'from mmdet.apis import DetInferencer\nassert "mmscnet" not in '
+            f'sys.modules\ninf = DetInferencer(model={TOY_CONFIG!r}, '
+            f'weights={toy_checkpoint!r}, device="cpu", '
+            f'show_progress=False)\nout = inf({image!r}, no_save_vis=True, '
+            'pred_score_thr=0.0)\nprint("predictions", '
+            'len(out["predictions"]))\n')
     res = subprocess.run([sys.executable, '-c', code],
                          capture_output=True,
                          text=True,

@@ -164,9 +164,8 @@ def test_swap_backbone_in_mmdet_packaged_config(toy, tmp_path):
         for line in log.splitlines() if 'config rewrite: ' in line)
     assert rewrites == sorted([
         'CheckpointHook/mmengine.CheckpointHook -> mmscnet.CheckpointHook: '
-        'the '
-        'same hook, '
-        'safe to kill while it saves (default_hooks.checkpoint)',
+        'the same hook, safe to kill while it saves '
+        '(default_hooks.checkpoint)',
         'LoadImageFromFile/mmcv.LoadImageFromFile -> '
         'mmscnet.LoadImageFromFile: '
         "mmcv's loader whose errors name a missing, corrupt or truncated "

@@ -288,8 +288,7 @@ def test_mmpose_topdown_checkpoint_converts_and_matches(mmpose_checkpoint):
                 x, None, mode='tensor')
     worst = rel_diff(got, expected)
     print('[parity] mmpose SCNet-50 top-down heatmaps: worst rel diff '
-          f'{worst:.2e} '
-          f'({torch.get_num_threads()} threads)')
+          f'{worst:.2e} ({torch.get_num_threads()} threads)')
     assert worst <= 1e-5
 
 

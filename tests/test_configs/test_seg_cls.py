@@ -222,8 +222,7 @@ def test_released_classifier_logits_match_reference(name, toy_cls, tmp_path):
     assert logits.shape == (2, 1000)
     worst = rel_diff(logits, expected)
     print(f'[parity] {name} released classifier logits: worst rel diff '
-          f'{worst:.2e} '
-          f'({torch.get_num_threads()} threads)')
+          f'{worst:.2e} ({torch.get_num_threads()} threads)')
     assert worst <= 1e-5
 
 

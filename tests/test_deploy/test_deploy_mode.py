@@ -53,8 +53,7 @@ def test_fused_fp32_equals_unfused(cls, depth):
     worst = max(rel_diff(a, b) for a, b in zip(out, ref))
     print(
         f'[parity] {cls.__name__}-{depth} BN folded into the convs: worst rel '
-        'diff '
-        f'{worst:.2e} ({torch.get_num_threads()} threads)')
+        f'diff {worst:.2e} ({torch.get_num_threads()} threads)')
     assert worst <= 1e-5
     with pytest.raises(
             RuntimeError,

@@ -52,8 +52,7 @@ def parse_args(argv=None):
         nargs=2,
         metavar=('H', 'W'),
         help="default: 224 224 for backbones, the config's test size for "
-        "whole "
-        "models")
+        "whole models")
     p.add_argument('--repeat', type=int, default=10, help='timed rounds')
     p.add_argument(
         '--warmup', type=int, default=2, help='untimed rounds first')
@@ -65,10 +64,8 @@ def parse_args(argv=None):
         nargs='+',
         choices=('fp32', 'bf16', 'fp16'),
         help='of the training and inference rows (the deploy rows are fp32 '
-        'and '
-        ''
-        'bf16); default: fp32 and bf16 on a CPU with native bf16, else fp32; '
-        'fp32 and fp16 on a GPU')
+        'and bf16); default: fp32 and bf16 on a CPU with native bf16, else '
+        'fp32; fp32 and fp16 on a GPU')
     p.add_argument('--no-train', action='store_true', help='inference only')
     p.add_argument(
         '--channels-last',
@@ -81,8 +78,7 @@ def parse_args(argv=None):
         '--compile',
         action='store_true',
         help='also deploy mode compiled by torch.compile (inductor, frozen '
-        'weights); '
-        'prints the compile time (backbones only)')
+        'weights); prints the compile time (backbones only)')
     p.add_argument(
         '--no-onnx', action='store_true', help='skip the ONNX Runtime row')
     p.add_argument(
@@ -104,8 +100,7 @@ def parse_args(argv=None):
     if args.compile and (args.config or args.no_deploy):
         p.error(
             '--compile adds a deploy-mode row of the bare backbone: not with '
-            '--config '
-            'or --no-deploy')
+            '--config or --no-deploy')
     if args.device not in ('cpu', 'cuda'):
         p.error(f'--device must be cpu or cuda, got {args.device!r}')
     if args.precisions is None:
@@ -237,15 +232,12 @@ def main(argv=None):
         mem = None if args.no_memory else memory_rows(scnet, resnet, sc, rn, x)
 
     print(f'{what}; device {args.device}, {torch.get_num_threads()} threads, '
-          'torch '
-          f'{torch.__version__}; {args.repeat} interleaved rounds after '
+          f'torch {torch.__version__}; {args.repeat} interleaved rounds after '
           f'{args.warmup} warm-up')
     if device.type == 'cpu' and not bm.cpu_has_native_bf16():
-        print(
-            'note: this CPU has no AVX512-BF16/AMX: bf16 runs emulated, '
-            'slower '
-            'than fp32 '
-            '(bf16 training/inference rows only with --precisions fp32 bf16)')
+        print('note: this CPU has no AVX512-BF16/AMX: bf16 runs emulated, '
+              'slower than fp32 (bf16 training/inference rows only with '
+              '--precisions fp32 bf16)')
     times = bm.timed_rounds(cases, args.repeat, args.warmup, device)
     stats = {k: bm.summarize(v) for k, v in times.items()}
     per_image = batch

@@ -108,8 +108,7 @@ def main(argv=None):
         weights = 'random init' if not ckpt else osp.basename(ckpt)
         print(
             f'{name}-{args.depth} stage {args.stage} ({weights}): 50% of the '
-            'ERF within '
-            f'{r50} px of the centre, 90% within {r90} px (input '
+            f'ERF within {r50} px of the centre, 90% within {r90} px (input '
             f'{args.size}x{args.size})')
         maps.append(erf)
         titles.append(f'{name}-{args.depth} stage {args.stage} ({weights})\n'

@@ -38,8 +38,7 @@ def build(args):
             raise ValueError(
                 f'{args.config}: only mmpretrain classifiers export whole '
                 f'(default_scope {cfg.default_scope!r}); export the backbone '
-                'with '
-                '--type, or use mmdeploy for detectors and segmentors')
+                'with --type, or use mmdeploy for detectors and segmentors')
         init_default_scope('mmpretrain')
         cfg.model.backbone.pop('init_cfg', None)
         model = importlib.import_module('mmpretrain.registry').MODELS.build(
@@ -135,10 +134,8 @@ def main(argv=None):
         result[(n, hh, ww)] = dict(
             max_rel_diff=diff, torch_s=t_torch, onnxruntime_s=t_ort)
         print(f'  input {n}x3x{hh}x{ww}: max relative difference to PyTorch '
-              f'{diff:.2e}; '
-              f'median latency PyTorch {t_torch * 1e3:.1f} ms, ONNX Runtime '
-              f'{t_ort * 1e3:.1f} ms '
-              f'({t_torch / t_ort:.2f}x)')
+              f'{diff:.2e}; median latency PyTorch {t_torch * 1e3:.1f} ms, '
+              f'ONNX Runtime {t_ort * 1e3:.1f} ms ({t_torch / t_ort:.2f}x)')
     return result
 
 

@@ -68,8 +68,7 @@ class LoadImageFromFile(MMCVLoadImageFromFile):
             if img is None:
                 problem = (
                     f'cannot be decoded by {self.imdecode_backend}: not an '
-                    'image, or '
-                    f'corrupt ({len(data)} bytes)')
+                    f'image, or corrupt ({len(data)} bytes)')
         if problem is not None:
             if self.ignore_empty:
                 print_log(

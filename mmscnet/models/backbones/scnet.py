@@ -75,12 +75,10 @@ def _check_widths(depth, base_channels, base_width, groups, stem_channels,
     if width < 1:
         raise ValueError(
             f'base_channels={base_channels}, base_width={base_width}, '
-            f'groups={groups} give '
-            f'SCNet-{depth} branches of 0 channels in layer1 (each branch has '
-            'int(planes * base_width / 64) * groups channels, planes = '
-            'base_channels at '
-            f'layer1): raise base_channels or base_width (released: 64 and 32)'
-        )
+            f'groups={groups} give SCNet-{depth} branches of 0 channels in '
+            'layer1 (each branch has int(planes * base_width / 64) * groups '
+            'channels, planes = base_channels at layer1): raise '
+            'base_channels or base_width (released: 64 and 32)')
 
 
 class CalibrationPool(nn.Module):
@@ -230,10 +228,8 @@ class SCBottleneck(BaseModule):
         if width < 1:
             raise ValueError(
                 f'planes={planes}, base_width={base_width}, groups={groups} '
-                'give '
-                f'branches of {width} channels (int(planes * base_width / 64) '
-                '* '
-                f'groups); raise planes or base_width')
+                f'give branches of {width} channels (int(planes * base_width '
+                '/ 64) * groups); raise planes or base_width')
         self.with_cp = with_cp
         self.avd = avd and stride > 1
         conv_stride = 1 if self.avd else stride

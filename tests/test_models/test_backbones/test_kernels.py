@@ -132,8 +132,7 @@ def test_parity_under_cap(cap, threads):
     if cap == NATIVE and threads == torch.get_num_threads():
         pytest.skip(
             f'{cap} at {threads} threads is this CPU\'s own setting: the main '
-            'run '
-            'of the parity tests')
+            'run of the parity tests')
     out = subprocess.run(
         [
             sys.executable, '-m', 'pytest', '-q', '-s', '-p',

@@ -138,5 +138,4 @@ def test_fp32_training_step_matches_reference(tmp_path):
         worst_own, worst_ours = max(worst_own, own), max(worst_ours, ours)
         assert ours <= max(2 * own, 1e-5), name
     print(f'[parity] scnet50 fp32 train step: gradients {worst_ours:.2e} from '
-          'float64, '
-          f'reference {worst_own:.2e}')
+          f'float64, reference {worst_own:.2e}')

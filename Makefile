@@ -19,7 +19,7 @@ demo-pose: setup
 	PY=$(PY) ./tools/demo.sh pose
 
 test: setup
-	$(PY) -m pytest tests -q -rs
+	$(PY) -m pytest tests -q -rs --durations=30
 
 # The unit tier, for the edit loop (tests/README.md, "Tiers").
 test-quick: setup

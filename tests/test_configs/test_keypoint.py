@@ -233,16 +233,18 @@ def mmpose_checkpoint(tmp_path_factory):
     """mmpose's own SCNet-50 256x192 model, as its published checkpoints hold
     it, with weights that behave like trained ones; its checkpoint, and the
     same converted by tools/model_converters/mmpose2mmscnet.py."""
-    from mmengine.registry import init_default_scope
+    from mmengine.registry import DefaultScope
     from mmpose.registry import MODELS
     from reference_scnet import calibrate_
-    init_default_scope('mmpose')
     tmp = tmp_path_factory.mktemp('mmpose_ckpt')
     theirs_cfg = tmp / 'theirs.py'
     theirs_cfg.write_text(
         f"_base_ = '{MMPOSE_COCO}td-hm_scnet50_8xb64-210e_coco-256x192.py'\n"
         "model = dict(backbone=dict(init_cfg=None))\n")
-    theirs = MODELS.build(Config.fromfile(str(theirs_cfg)).model)
+    # The scope only for the build: a module fixture's scope would outlive
+    # the module (conftest restores it after each test, not after fixtures).
+    with DefaultScope.overwrite_default_scope('mmpose'):
+        theirs = MODELS.build(Config.fromfile(str(theirs_cfg)).model)
     calibrate_(
         theirs,
         lambda x: theirs(x, None, mode='tensor'),
@@ -269,13 +271,15 @@ SCNET50_POSE = 'td-hm_scnet50_8xb64-210e_coco-256x192.py'
 
 
 def test_mmpose_topdown_checkpoint_converts_and_matches(mmpose_checkpoint):
+    from mmengine.registry import DefaultScope
     from mmpose.registry import MODELS
     theirs, _, _, dst = mmpose_checkpoint
     config = POSE_CONFIGS[[osp.basename(c)
                            for c in POSE_CONFIGS].index(SCNET50_POSE)]
     cfg = Config.fromfile(config)
     cfg.model.backbone.init_cfg = None
-    ours = MODELS.build(cfg.model).eval()
+    with DefaultScope.overwrite_default_scope('mmpose'):
+        ours = MODELS.build(cfg.model).eval()
     state = load_from_local(str(dst))['state_dict']
     # Every backbone and head tensor is placed: a strict load leaves nothing
     # out.

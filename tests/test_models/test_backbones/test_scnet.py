@@ -21,14 +21,16 @@ def test_scnet50_parameter_count_matches_release():
 
 @pytest.mark.downstream
 def test_scnet50_with_imagenet_head_parameter_count():
+    from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
-    classifier = MODELS.build(
-        dict(
-            type='ImageClassifier',
-            backbone=dict(type='mmscnet.SCNet', depth=50),
-            neck=dict(type='GlobalAveragePooling'),
-            head=dict(
-                type='LinearClsHead', num_classes=1000, in_channels=2048)))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        classifier = MODELS.build(
+            dict(
+                type='ImageClassifier',
+                backbone=dict(type='mmscnet.SCNet', depth=50),
+                neck=dict(type='GlobalAveragePooling'),
+                head=dict(
+                    type='LinearClsHead', num_classes=1000, in_channels=2048)))
     assert n_params(classifier) == 25_564_584
 
 

@@ -2,7 +2,7 @@
 ``MMPoseInferencer``, benchmark batches. mmpose flips at test time through
 the model's ``test_cfg`` (``flip_test``), not a TTA model, so ``--tta``
 needs the config's own ``tta_model``."""
-from mmscnet.utils.config import swap_types
+from mmscnet.utils.config import pop_rewrites, swap_types
 from .base import Adapter
 
 # mmpose 1.3.2's visualizer cannot draw a keypoint under NumPy 2
@@ -63,9 +63,11 @@ class _PoseInfer:
         swap_types(cfg, cfg.visualizer,
                    ('PoseLocalVisualizer', 'mmpose.PoseLocalVisualizer'),
                    'mmscnet.PoseLocalVisualizer', _VISUALIZER_WHY)
-        # Without a person detector each image is one person box (no download
-        # of
-        # mmpose's default detector).
+        # Printed when made; no Runner will log or pop it: keep the config
+        # the inferencer reads free of the bookkeeping key.
+        pop_rewrites(cfg)
+        # Without a person detector each image is one person box (no
+        # download of mmpose's default detector).
         self.inferencer = MMPoseInferencer(
             pose2d=cfg,
             pose2d_weights=checkpoint,

@@ -1,11 +1,14 @@
+import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from filelock import FileLock
 from mmengine.config import Config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -17,6 +20,19 @@ sys.path.insert(0, str(REPO / 'tools' / 'analysis_tools'))  # benchmark.py
 sys.path.insert(0, str(REPO / 'tools' / 'deployment'))  # pytorch2onnx.py
 TOY_CONFIG = str(REPO /
                  'configs/detection/toy/mask-rcnn_scnet50_fpn_toy-coco.py')
+
+# Under pytest-xdist (make test runs `-n 2`) each worker gets its share of the
+# cores, it and the tools it starts: two workers of two threads each on two
+# cores would only wait on each other. An OMP_NUM_THREADS the caller set wins.
+if os.environ.get('PYTEST_XDIST_WORKER_COUNT') and \
+        'OMP_NUM_THREADS' not in os.environ:
+    _threads = max(
+        1,
+        len(os.sched_getaffinity(0)) //
+        int(os.environ['PYTEST_XDIST_WORKER_COUNT']))
+    os.environ['OMP_NUM_THREADS'] = os.environ['MKL_NUM_THREADS'] = str(
+        _threads)
+    torch.set_num_threads(_threads)
 
 
 def pytest_configure(config):
@@ -70,6 +86,39 @@ def _quiet_and_deterministic():
     logger.setLevel(level)
     DefaultScope._instance_dict.clear()
     DefaultScope._instance_dict.update(scopes)
+
+
+def shared_once(tmp_path_factory, name, build):
+    """``build(folder)`` once per test run, its JSON-able result shared: by
+    the tests of every module and, under pytest-xdist, of every worker (the
+    first to ask builds under a lock, the others wait and reuse)."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get('PYTEST_XDIST_WORKER'):
+        base = base.parent  # the run's folder, above each worker's own
+    folder = base / f'shared-{name}'
+    done = folder / 'result.json'
+    with FileLock(str(folder) + '.lock'):
+        if not done.is_file():
+            shutil.rmtree(folder, ignore_errors=True)  # a failed earlier try
+            folder.mkdir()
+            done.write_text(json.dumps(build(folder)))
+    return json.loads(done.read_text())
+
+
+@pytest.fixture(scope='session')
+def toy_detector(tmp_path_factory):
+    """(toy COCO root, checkpoint): the toy Mask R-CNN trained through
+    tools/train.py for 2 epochs on 8 generated images (4 for validation), a
+    checkpoint as the tool writes it (message hub, optimizer, dataset meta).
+    Trained once for every test that only needs some trained detector."""
+
+    def build(folder):
+        from mmscnet.testing.toy_data import generate_toy_coco
+        root = str(folder / 'toy_coco')
+        generate_toy_coco(root, num_train=8, num_val=4, image_size=(128, 128))
+        return root, train_toy_detector(root, folder / 'work', epochs=2)
+
+    return tuple(shared_once(tmp_path_factory, 'toy_detector', build))
 
 
 def rel_diff(a, b):

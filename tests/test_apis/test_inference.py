@@ -8,7 +8,7 @@ import infer as infer_tool  # noqa: E402  (tools/ is on sys.path, see conftest)
 import mmcv
 import numpy as np
 import pytest
-from conftest import REPO, TOY_CONFIG, run_tool, train_toy_detector
+from conftest import REPO, TOY_CONFIG, run_tool
 
 from mmscnet.testing.toy_data import generate_toy_coco
 
@@ -30,10 +30,11 @@ def toy(tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
-def toy_checkpoint(toy, tmp_path_factory):
+def toy_checkpoint(toy_detector):
     """A checkpoint as tools/train.py writes it (message hub, optimizer,
-    dataset meta)."""
-    return train_toy_detector(toy, tmp_path_factory.mktemp('work'), epochs=1)
+    dataset meta), of the same three classes as ``toy``'s images: the
+    session's shared toy detector (conftest)."""
+    return toy_detector[1]
 
 
 @pytest.fixture(scope='module')

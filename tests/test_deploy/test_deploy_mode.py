@@ -7,13 +7,11 @@ import test as test_tool  # noqa: E402
 import numpy as np
 import pytest
 import torch
-from conftest import (REPO, TOY_CONFIG, cfg_options_argv, data_options,
-                      rel_diff, train_toy_detector)
+from conftest import REPO, TOY_CONFIG, cfg_options_argv, data_options, rel_diff
 from reference_scnet import calibrate_
 
 from mmscnet.deploy import optimize, unfused_batchnorms
 from mmscnet.models import SCNet, SCNetV1d
-from mmscnet.testing.toy_data import generate_toy_coco
 
 CLS_CONFIG = str(REPO / 'configs/classification/scnet50_8xb32_in1k.py')
 
@@ -162,16 +160,8 @@ def test_bf16_deploy_classifier_keeps_the_class():
     assert same >= 0.95, same
 
 
-@pytest.fixture(scope='module')
-def toy_run(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp('toy_coco'))
-    generate_toy_coco(root, num_train=8, num_val=4, image_size=(128, 128))
-    return root, train_toy_detector(
-        root, tmp_path_factory.mktemp('work'), epochs=2)
-
-
-def test_tools_test_deploy_matches_plain(toy_run, tmp_path):
-    root, ckpt = toy_run
+def test_tools_test_deploy_matches_plain(toy_detector, tmp_path):
+    root, ckpt = toy_detector  # 2 epochs on 8 images (conftest)
     opts = cfg_options_argv(
         dict(
             data_options(TOY_CONFIG, root),

@@ -73,8 +73,10 @@ NATIVE = TAKEN[-1] if TAKEN else None
 
 def cap_env(cap, threads):
     _, _, aten, mkl = CAPS[cap]
+    # Not a worker of this run's pytest-xdist: the cell's pytest is its own.
+    env = {k: v for k, v in os.environ.items() if 'XDIST' not in k}
     return dict(
-        os.environ,
+        env,
         ONEDNN_MAX_CPU_ISA=cap,
         ATEN_CPU_CAPABILITY=aten,
         MKL_ENABLE_INSTRUCTIONS=mkl,

@@ -18,16 +18,12 @@ demo: setup
 demo-pose: setup
 	PY=$(PY) ./tools/demo.sh pose
 
-# TEST_WORKERS pytest-xdist processes share the cores (tests/README.md,
-# "Tiers"); TEST_WORKERS=0 runs the suite in this one process.
-TEST_WORKERS ?= 2
-
 test: setup
-	$(PY) -m pytest tests -q -rs --durations=30 -n $(TEST_WORKERS)
+	$(PY) -m pytest tests -q -rs --durations=30
 
 # The unit tier, for the edit loop (tests/README.md, "Tiers").
 test-quick: setup
-	$(PY) -m pytest tests -q -rs -m quick -n $(TEST_WORKERS)
+	$(PY) -m pytest tests -q -rs -m quick
 
 # flake8, isort and yapf with setup.cfg's settings, as .pre-commit-config.yaml runs them.
 lint: setup

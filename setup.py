@@ -35,8 +35,7 @@ extras = {
     # torch's exporter (dynamo=True, the default since torch 2.9) needs onnxscript.
     'deploy': ['onnx', 'onnxruntime', 'onnxscript'],
     # The linters as mmdet pins them in spirit (setup.cfg; `make lint`).
-    'tests': ['pytest>=7', 'pytest-xdist>=3.2', 'filelock', 'flake8==7.1.1', 'isort==5.13.2',
-              'yapf==0.40.2'],
+    'tests': ['pytest>=7', 'flake8==7.1.1', 'isort==5.13.2', 'yapf==0.40.2'],
 }
 extras['all'] = sorted({r for k in ('detection', 'segmentation', 'classification', 'pose', 'deploy')
                         for r in extras[k]})

@@ -7,15 +7,17 @@ the ``mmscnet.`` prefix, and this registry imports ``mmscnet.models`` lazily.
 Nothing is registered into mmdet's own registry, which already has an
 unrelated ``SCNet`` (Sample Consistency Network).
 
-``HOOKS``, ``TRANSFORMS`` and ``VISUALIZERS`` resolve the same way. Each
-registry's ``locations`` is the one package that registers into it, as in
-mmdet (``mmscnet.engine.hooks``, ``mmscnet.datasets.transforms``,
-``mmscnet.visualization``); mmengine imports it on the first lookup.
+``HOOKS``, ``TRANSFORMS``, ``VISUALIZERS`` and ``OPTIM_WRAPPERS`` resolve
+the same way. Each registry's ``locations`` is the one package that registers
+into it, as in mmdet (``mmscnet.engine.hooks``,
+``mmscnet.datasets.transforms``, ``mmscnet.visualization``,
+``mmscnet.engine.optimizers``); mmengine imports it on the first lookup.
 tests/test_registry.py builds every registered name from a fresh process to
 keep it so.
 """
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
 from mmengine.registry import Registry
@@ -40,3 +42,8 @@ VISUALIZERS = Registry(
     parent=MMENGINE_VISUALIZERS,
     scope='mmscnet',
     locations=['mmscnet.visualization'])
+OPTIM_WRAPPERS = Registry(
+    'optim_wrapper',
+    parent=MMENGINE_OPTIM_WRAPPERS,
+    scope='mmscnet',
+    locations=['mmscnet.engine.optimizers'])

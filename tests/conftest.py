@@ -1,6 +1,7 @@
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -8,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from filelock import FileLock
 from mmengine.config import Config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -20,19 +20,6 @@ sys.path.insert(0, str(REPO / 'tools' / 'analysis_tools'))  # benchmark.py
 sys.path.insert(0, str(REPO / 'tools' / 'deployment'))  # pytorch2onnx.py
 TOY_CONFIG = str(REPO /
                  'configs/detection/toy/mask-rcnn_scnet50_fpn_toy-coco.py')
-
-# Under pytest-xdist (make test runs `-n 2`) each worker gets its share of the
-# cores, it and the tools it starts: two workers of two threads each on two
-# cores would only wait on each other. An OMP_NUM_THREADS the caller set wins.
-if os.environ.get('PYTEST_XDIST_WORKER_COUNT') and \
-        'OMP_NUM_THREADS' not in os.environ:
-    _threads = max(
-        1,
-        len(os.sched_getaffinity(0)) //
-        int(os.environ['PYTEST_XDIST_WORKER_COUNT']))
-    os.environ['OMP_NUM_THREADS'] = os.environ['MKL_NUM_THREADS'] = str(
-        _threads)
-    torch.set_num_threads(_threads)
 
 
 def pytest_configure(config):
@@ -89,19 +76,14 @@ def _quiet_and_deterministic():
 
 
 def shared_once(tmp_path_factory, name, build):
-    """``build(folder)`` once per test run, its JSON-able result shared: by
-    the tests of every module and, under pytest-xdist, of every worker (the
-    first to ask builds under a lock, the others wait and reuse)."""
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get('PYTEST_XDIST_WORKER'):
-        base = base.parent  # the run's folder, above each worker's own
-    folder = base / f'shared-{name}'
+    """``build(folder)`` once per test run, its JSON-able result shared by the
+    tests of every module."""
+    folder = tmp_path_factory.getbasetemp() / f'shared-{name}'
     done = folder / 'result.json'
-    with FileLock(str(folder) + '.lock'):
-        if not done.is_file():
-            shutil.rmtree(folder, ignore_errors=True)  # a failed earlier try
-            folder.mkdir()
-            done.write_text(json.dumps(build(folder)))
+    if not done.is_file():
+        shutil.rmtree(folder, ignore_errors=True)  # a failed earlier try
+        folder.mkdir()
+        done.write_text(json.dumps(build(folder)))
     return json.loads(done.read_text())
 
 
@@ -119,6 +101,40 @@ def toy_detector(tmp_path_factory):
         return root, train_toy_detector(root, folder / 'work', epochs=2)
 
     return tuple(shared_once(tmp_path_factory, 'toy_detector', build))
+
+
+# A depth-101 config that equals its SCNet-50 twin except in these keys (the
+# depth, its ImageNet weights, loader sizes) trains on the same code path:
+# its one-iteration training would prove nothing the twin's does not, so
+# the per-config trainings skip it (`trained_configs`) and
+# test_metafile.py's test_scnet101_configs_differ_from_their_twin_in_depth_only
+# holds each such config to that.
+TWIN_KEYS = re.compile(r'model\.backbone\.(depth|init_cfg\.checkpoint)'
+                       r'|auto_scale_lr\.base_batch_size'
+                       r'|\w+_dataloader\.(batch_size|num_workers)')
+
+
+def scnet50_twin(config):
+    """The SCNet-50 config of the same folder, recipe and dataset as an
+    SCNet-101 config (batch sizes may differ), or None."""
+
+    def recipe(path):
+        name = os.path.basename(path).replace('scnet101', 'scnet50')
+        return re.sub(r'\d+xb\d+', 'NxbM', name)
+
+    if 'scnet101' not in os.path.basename(config):
+        return None
+    twins = [
+        str(p) for p in Path(config).parent.glob('*.py')
+        if 'scnet50' in p.name and recipe(p) == recipe(config)
+    ]
+    return twins[0] if len(twins) == 1 else None
+
+
+def trained_configs(configs):
+    """The configs whose one-iteration training proves something: all but the
+    SCNet-101 ones with an SCNet-50 twin (see TWIN_KEYS)."""
+    return [c for c in configs if scnet50_twin(c) is None]
 
 
 def rel_diff(a, b):

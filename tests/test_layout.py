@@ -103,6 +103,7 @@ def test_openmmlab_layout_and_registry_locations():
     from mmscnet import registry
     for path in ('models/backbones/scnet.py',
                  'engine/hooks/checkpoint_hook.py',
+                 'engine/optimizers/cpu_amp_optim_wrapper.py',
                  'datasets/transforms/loading.py', 'apis/inference.py',
                  'visualization/pose.py', 'deploy/optimize.py',
                  'utils/checkpoint_io.py', 'testing/toy_data.py'):
@@ -114,13 +115,14 @@ def test_openmmlab_layout_and_registry_locations():
     locations = {
         r.name: r._locations
         for r in (registry.MODELS, registry.HOOKS, registry.TRANSFORMS,
-                  registry.VISUALIZERS)
+                  registry.VISUALIZERS, registry.OPTIM_WRAPPERS)
     }
     assert locations == {
         'model': ['mmscnet.models'],
         'hook': ['mmscnet.engine.hooks'],
         'transform': ['mmscnet.datasets.transforms'],
-        'visualizer': ['mmscnet.visualization']
+        'visualizer': ['mmscnet.visualization'],
+        'optim_wrapper': ['mmscnet.engine.optimizers']
     }
     for names in locations.values():
         for name in names:  # each a package, not a module
@@ -186,30 +188,57 @@ def test_front_page_is_short():
 # ---------------------------------------------------------------- --amp
 
 
-@pytest.mark.parametrize('wrapper,expect', [
-    ('OptimWrapper', 'AmpOptimWrapper'),
-    ('AmpOptimWrapper', 'AmpOptimWrapper'),
-    ('ApexOptimWrapper', ValueError),
+@pytest.mark.parametrize('device,wrapper,expect', [
+    ('cuda', 'OptimWrapper', 'AmpOptimWrapper'),
+    ('cuda', 'AmpOptimWrapper', 'AmpOptimWrapper'),
+    ('cuda', 'ApexOptimWrapper', "into AmpOptimWrapper, but the config's "
+     "optim_wrapper.type is 'ApexOptimWrapper'"),
+    ('cpu', 'OptimWrapper', 'mmscnet.CPUAmpOptimWrapper'),
+    ('cpu', 'AmpOptimWrapper', 'mmscnet.CPUAmpOptimWrapper'),
+    ('cpu', 'mmscnet.CPUAmpOptimWrapper', 'mmscnet.CPUAmpOptimWrapper'),
+    ('cpu', 'fp16', r"asks for dtype='float16', but this machine has no "
+     'GPU: fp16 mixed precision needs one'),
+    ('cpu', 'ApexOptimWrapper', 'into mmscnet.CPUAmpOptimWrapper on a '
+     "machine without a GPU, but the config's optim_wrapper.type is "
+     "'ApexOptimWrapper'"),
 ])
-def test_amp_keeps_an_amp_wrapper_and_refuses_others(wrapper, expect):
-    # What apply_train_args(amp=True) does for tools/train.py --amp.
+def test_amp_keeps_an_amp_wrapper_and_refuses_others(monkeypatch, device,
+                                                     wrapper, expect):
+    # What apply_train_args(amp=True) does for tools/train.py --amp, with and
+    # without a GPU (mmengine's AmpOptimWrapper asserts one).
+    import mmengine.device
+
     from mmscnet.apis.tool_setup import load_config, use_amp
     from mmscnet.utils.config import pop_rewrites
-    cfg = load_config(TOY_CONFIG, {'optim_wrapper.type': wrapper})
-    if expect is ValueError:
-        with pytest.raises(
-                ValueError,
-                match=r"--amp turns OptimWrapper into AmpOptimWrapper, "
-                r"but the config's optim_wrapper.type is 'ApexOptimWrapper'"):
+    monkeypatch.setattr(mmengine.device, 'get_device', lambda: device)
+    opts = {'optim_wrapper.type': wrapper}
+    if wrapper == 'fp16':
+        opts = {
+            'optim_wrapper.type': 'AmpOptimWrapper',
+            'optim_wrapper.dtype': 'float16'
+        }
+    elif wrapper == 'AmpOptimWrapper':
+        opts['optim_wrapper.loss_scale'] = 'dynamic'
+    cfg = load_config(TOY_CONFIG, opts)
+    if ' ' in expect:
+        with pytest.raises(ValueError, match=expect):
             use_amp(cfg)
         return
     use_amp(cfg)
     assert cfg.optim_wrapper.type == expect
-    amp_lines = [
-        line for line in pop_rewrites(cfg) if 'AmpOptimWrapper' in line
-    ]
-    # A rewrite only where one happened.
-    assert len(amp_lines) == (wrapper == 'OptimWrapper')
+    lines = [line for line in pop_rewrites(cfg) if 'OptimWrapper' in line]
+    # A rewrite only where one happened, naming the old type and the new.
+    if expect == wrapper:
+        assert lines == []
+    else:
+        assert lines == [
+            f'config rewrite: {wrapper} -> {expect}: ' +
+            lines[0].split(': ', 2)[2]
+        ]
+    if device == 'cpu':  # bf16 autocast needs no loss scale
+        assert cfg.optim_wrapper.get('dtype') == 'bfloat16' or \
+            expect == wrapper
+        assert 'loss_scale' not in cfg.optim_wrapper
 
 
 # ---------------------------------------------------------------- tests

@@ -74,6 +74,10 @@ BUILD_ARGS = {
         'DeployHook': {},
         'PoseVisualizationHook': {}
     },
+    # 'OPTIMIZER': an SGD optimizer made in the fresh process.
+    'optim_wrapper': {
+        'CPUAmpOptimWrapper': dict(optimizer='OPTIMIZER')
+    },
 }
 
 
@@ -93,34 +97,41 @@ def test_build_args_cover_every_registered_name():
         'importlib.import_module(m.name)\nfrom mmscnet import '
         'registry\nprint(json.dumps({r.name: sorted(r.module_dict) for r in '
         '(registry.MODELS, registry.HOOKS, registry.TRANSFORMS, '
-        'registry.VISUALIZERS)}))')
+        'registry.VISUALIZERS, registry.OPTIM_WRAPPERS)}))')
     assert registered == {
         name: sorted(table)
         for name, table in BUILD_ARGS.items()
     }
 
 
-@pytest.mark.parametrize('registry,name', [(r, n)
-                                           for r, names in BUILD_ARGS.items()
-                                           for n in names])
-def test_every_registered_name_builds_from_a_fresh_process(registry, name):
+@pytest.mark.parametrize('registry', sorted(BUILD_ARGS))
+def test_every_registered_name_builds_from_a_fresh_process(registry):
     """As a config names it: ``type='mmscnet.X'`` through mmengine's root
-    registry, in a process that imported nothing but mmengine, one name per
-    process (a lookup in another registry can import the module that
-    registers it). Works only if each registry's locations cover every
-    module that registers into it."""
+    registry, in a process that imported nothing but mmengine, one registry
+    per process (a lookup in another registry can import the module that
+    registers a name; within one registry the first lookup imports its
+    locations, whichever name it is for). Works only if each registry's
+    locations cover every module that registers into it."""
     built = _run(
         'import json, sys, mmengine.registry as R\n'
         'from mmengine.visualization import Visualizer\n'
         'Visualizer.get_instance("current")  # painting hooks take the '
-        'current '
-        'one\n'
+        'current one\n'
         'assert not [m for m in sys.modules if m.startswith("mmscnet")]\n'
         f'root = getattr(R, {registry.upper() + "S"!r})\n'
-        f'obj = root.build(dict(type="mmscnet.{name}", '
-        f'**{BUILD_ARGS[registry][name]!r}))\n'
-        'print(json.dumps(type(obj).__module__ + "." + type(obj).__name__))')
-    assert built.startswith('mmscnet.') and built.endswith('.' + name), built
+        'import torch\n'
+        'sgd = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=0.1)\n'
+        'built = {}\n'
+        f'for name, args in {BUILD_ARGS[registry]!r}.items():\n'
+        '    args = {k: sgd if v == "OPTIMIZER" else v for k, v in '
+        'args.items()}\n'
+        '    obj = root.build(dict(type="mmscnet." + name, **args))\n'
+        '    built[name] = type(obj).__module__ + "." + type(obj).__name__\n'
+        'print(json.dumps(built))')
+    assert sorted(built) == sorted(BUILD_ARGS[registry])
+    for name, where in built.items():
+        assert where.startswith('mmscnet.') and where.endswith('.' +
+                                                               name), where
 
 
 def test_pose_names_without_mmpose_say_what_to_install():

@@ -129,15 +129,50 @@ def apply_train_args(cfg,
 
 
 def use_amp(cfg):
-    """``--amp``, as mmdet's tools/train.py does it: OptimWrapper becomes
-    AmpOptimWrapper with dynamic loss scaling; a wrapper that is already an
-    AmpOptimWrapper is kept; any other type is refused, naming it."""
+    """``--amp``, as mmdet's tools/train.py does it, on a GPU: OptimWrapper
+    becomes AmpOptimWrapper with dynamic loss scaling; a wrapper that is
+    already AMP-capable is kept; any other type is refused, naming it.
+
+    mmengine's AmpOptimWrapper asserts a GPU (NPU, MLU), so on a machine
+    without one ``--amp`` means bf16 autocast through
+    ``mmscnet.CPUAmpOptimWrapper``: OptimWrapper and AmpOptimWrapper (its
+    loss scale dropped: bf16 needs none) become it, fp16 is refused."""
+    from mmengine.device import get_device
+    from mmengine.logging import print_log
     from mmengine.optim import AmpOptimWrapper
     from mmengine.registry import OPTIM_WRAPPERS
+
+    from mmscnet.engine.optimizers import CPUAmpOptimWrapper
     kind = cfg.optim_wrapper.get('type', 'OptimWrapper')
     cls = OPTIM_WRAPPERS.get(kind) if isinstance(kind, str) else kind
-    if isinstance(cls, type) and issubclass(cls, AmpOptimWrapper):
-        from mmengine.logging import print_log
+    amp_capable = (AmpOptimWrapper, CPUAmpOptimWrapper)
+    if get_device() == 'cpu' and not (isinstance(cls, type)
+                                      and issubclass(cls, CPUAmpOptimWrapper)):
+        if isinstance(cls, type) and issubclass(cls, AmpOptimWrapper):
+            dtype = cfg.optim_wrapper.get('dtype')
+            if dtype not in (None, 'bfloat16', 'bf16'):
+                raise ValueError(
+                    f'--amp: the config\'s optim_wrapper ({kind}) asks for '
+                    f'dtype={dtype!r}, but this machine has no GPU: fp16 '
+                    'mixed precision needs one. On the CPU set '
+                    "dtype='bfloat16' (mmscnet.CPUAmpOptimWrapper), or train "
+                    'without --amp')
+        elif kind not in ('OptimWrapper', 'mmengine.OptimWrapper'):
+            raise ValueError(
+                '--amp turns OptimWrapper into mmscnet.CPUAmpOptimWrapper on '
+                'a machine without a GPU, but the config\'s optim_wrapper.type'
+                f' is {kind!r}: set an AMP-capable wrapper in the config '
+                'instead of --amp')
+        for key in ('loss_scale', 'use_fsdp'):
+            cfg.optim_wrapper.pop(key, None)
+        cfg.optim_wrapper.type = 'mmscnet.CPUAmpOptimWrapper'
+        cfg.optim_wrapper.dtype = 'bfloat16'
+        record_rewrite(
+            cfg, kind, 'mmscnet.CPUAmpOptimWrapper',
+            'asked for by --amp on a machine without a GPU: bf16 autocast '
+            "(mmengine's AmpOptimWrapper needs a GPU)")
+        return
+    if isinstance(cls, type) and issubclass(cls, amp_capable):
         print_log(
             f'--amp: the config\'s optim_wrapper ({kind}) already does AMP; '
             'kept',

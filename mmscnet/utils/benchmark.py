@@ -48,17 +48,6 @@ def summarize(samples):
         median=statistics.median(samples), min=min(samples), max=max(samples))
 
 
-def cpu_has_native_bf16():
-    """AVX512-BF16 or AMX: without them oneDNN emulates bf16, far slower than
-    fp32."""
-    try:
-        with open('/proc/cpuinfo') as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return 'avx512_bf16' in flags or 'amx_bf16' in flags
-
-
 def autocast(device, precision):
     """fp32: nothing; bf16 (CPU or GPU) / fp16 (GPU): torch.autocast."""
     device = torch.device(device)

@@ -16,3 +16,14 @@ def needs_package(registry, name, package, install):
         '__doc__': f'{name}: needs {package}.'
     })
     return registry.register_module(module=placeholder)
+
+
+def cpu_has_native_bf16():
+    """AVX512-BF16 or AMX in /proc/cpuinfo: without them oneDNN emulates bf16,
+    slower than fp32."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return 'avx512_bf16' in flags or 'amx_bf16' in flags

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, cfg_options_argv, rel_diff, run_tool
+from conftest import (REPO, cfg_options_argv, rel_diff, run_tool,
+                      trained_configs)
 from mmengine.config import Config
 from reference_scnet import RefSCNet, calibrate_
 
@@ -108,7 +109,9 @@ def _val_ran(work_dir):
 
 
 @pytest.mark.parametrize(
-    'config', SEG_CONFIGS, ids=[osp.basename(c) for c in SEG_CONFIGS])
+    'config',
+    trained_configs(SEG_CONFIGS),
+    ids=[osp.basename(c) for c in trained_configs(SEG_CONFIGS)])
 def test_segmentation_config_trains_one_iteration_and_validates(
         config, toy_seg, tmp_path):
     opts = seg_options(config, toy_seg)
@@ -125,7 +128,9 @@ def test_segmentation_config_trains_one_iteration_and_validates(
 
 
 @pytest.mark.parametrize(
-    'config', CLS_CONFIGS, ids=[osp.basename(c) for c in CLS_CONFIGS])
+    'config',
+    trained_configs(CLS_CONFIGS),
+    ids=[osp.basename(c) for c in trained_configs(CLS_CONFIGS)])
 def test_classification_config_trains_one_iteration_and_validates(
         config, toy_cls, tmp_path):
     opts = cls_options(config, toy_cls)

@@ -27,6 +27,7 @@ import torch
 from mmscnet.deploy import optimize
 from mmscnet.deploy.onnx import export_onnx, onnx_session
 from mmscnet.utils import benchmark as bm
+from mmscnet.utils.misc import cpu_has_native_bf16
 
 
 def parse_args(argv=None):
@@ -105,7 +106,7 @@ def parse_args(argv=None):
         p.error(f'--device must be cpu or cuda, got {args.device!r}')
     if args.precisions is None:
         args.precisions = ['fp32', 'fp16'] if args.device == 'cuda' else \
-            ['fp32', 'bf16'] if bm.cpu_has_native_bf16() else ['fp32']
+            ['fp32', 'bf16'] if cpu_has_native_bf16() else ['fp32']
     if args.device == 'cpu' and 'fp16' in args.precisions:
         p.error('fp16 is for GPUs; on the CPU use bf16')
     return args
@@ -234,7 +235,7 @@ def main(argv=None):
     print(f'{what}; device {args.device}, {torch.get_num_threads()} threads, '
           f'torch {torch.__version__}; {args.repeat} interleaved rounds after '
           f'{args.warmup} warm-up')
-    if device.type == 'cpu' and not bm.cpu_has_native_bf16():
+    if device.type == 'cpu' and not cpu_has_native_bf16():
         print('note: this CPU has no AVX512-BF16/AMX: bf16 runs emulated, '
               'slower than fp32 (bf16 training/inference rows only with '
               '--precisions fp32 bf16)')

@@ -7,11 +7,10 @@ CPU may fail on another (AVX-512 servers, where these tests once failed while
 passing on AVX2). So the eval-mode parity, BN-folding, released-logits and
 mmpose-checkpoint tests run again, each in a fresh process capped to one ISA
 (``ONEDNN_MAX_CPU_ISA``, ``ATEN_CPU_CAPABILITY`` and
-``MKL_ENABLE_INSTRUCTIONS``
-together, as on a CPU of that ISA), with 1 and 2 threads. Which caps this CPU
-takes comes from /proc/cpuinfo; a cap it cannot take is skipped by name. The
-native ISA at this process's own thread count is the main run of those
-tests.
+``MKL_ENABLE_INSTRUCTIONS`` together, as on a CPU of that ISA), with 1 and 2
+threads in turn. Which caps this CPU takes comes from /proc/cpuinfo; a cap
+it cannot take is skipped by name. The native ISA at this process's own
+thread count is the main run of those tests.
 """
 import os
 import re
@@ -73,10 +72,8 @@ NATIVE = TAKEN[-1] if TAKEN else None
 
 def cap_env(cap, threads):
     _, _, aten, mkl = CAPS[cap]
-    # Not a worker of this run's pytest-xdist: the cell's pytest is its own.
-    env = {k: v for k, v in os.environ.items() if 'XDIST' not in k}
     return dict(
-        env,
+        os.environ,
         ONEDNN_MAX_CPU_ISA=cap,
         ATEN_CPU_CAPABILITY=aten,
         MKL_ENABLE_INSTRUCTIONS=mkl,
@@ -127,30 +124,47 @@ def test_each_cap_takes_effect():
     assert len(seen) == len(TAKEN), seen
 
 
-@pytest.mark.parametrize('threads', [1, 2])
+# One process per cap runs the tests at each thread count in turn
+# (torch.set_num_threads between two pytest runs; oneDNN keys its cached
+# kernels by thread count): the second run reuses the first's imports.
+CELL = """
+import sys, pytest, torch
+for threads in map(int, sys.argv[1].split(',')):
+    torch.set_num_threads(threads)
+    print(f'[cell] {threads} threads', flush=True)
+    rc = pytest.main(sys.argv[2:])
+    print(f'[cell] {threads} threads: exit {int(rc)}', flush=True)
+"""
+
+
 @pytest.mark.parametrize('cap', FP32_CAPS)
-def test_parity_under_cap(cap, threads):
+def test_parity_under_cap(cap):
     _skip_unless_taken(cap)
-    if cap == NATIVE and threads == torch.get_num_threads():
-        pytest.skip(
-            f'{cap} at {threads} threads is this CPU\'s own setting: the main '
-            'run of the parity tests')
+    # The native cap at this process's own thread count is the main run.
+    threads = [
+        t for t in (1, 2)
+        if not (cap == NATIVE and t == torch.get_num_threads())
+    ]
     out = subprocess.run(
         [
-            sys.executable, '-m', 'pytest', '-q', '-s', '-p',
-            'no:cacheprovider', '-W', 'ignore::UserWarning'
+            sys.executable, '-c', CELL, ','.join(map(str, threads)), '-q',
+            '-s', '-p', 'no:cacheprovider', '-W', 'ignore::UserWarning'
         ] + TESTS,
         capture_output=True,
         text=True,
         cwd=REPO,
-        env=cap_env(cap, threads),
-        timeout=1200)
-    lines = [
-        ln[ln.index('[parity]'):] for ln in out.stdout.splitlines()
-        if '[parity]' in ln
-    ]
-    print(f'[kernels] {cap}, {threads} thread(s):', *lines, sep='\n  ')
+        env=cap_env(cap, max(threads)),
+        timeout=1800)
     assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]
-    assert re.search(r'\b12 passed\b', out.stdout), out.stdout[-2000:]
-    assert len(lines) == 12 and all(f'({threads} threads)' in ln
-                                    for ln in lines), lines
+    runs = re.split(r'^\[cell\] (\d+) threads\n', out.stdout, flags=re.M)[1:]
+    assert [int(t) for t in runs[::2]] == threads, out.stdout[-3000:]
+    for t, text in zip(threads, runs[1::2]):
+        lines = [
+            ln[ln.index('[parity]'):] for ln in text.splitlines()
+            if '[parity]' in ln
+        ]
+        print(f'[kernels] {cap}, {t} thread(s):', *lines, sep='\n  ')
+        assert f'[cell] {t} threads: exit 0' in text, text[-6000:]
+        assert re.search(r'\b12 passed\b', text), text[-2000:]
+        assert len(lines) == 12 and all(f'({t} threads)' in ln
+                                        for ln in lines), lines

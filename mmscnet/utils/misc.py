@@ -18,12 +18,38 @@ def needs_package(registry, name, package, install):
     return registry.register_module(module=placeholder)
 
 
+# The /proc/cpuinfo flags that decide which oneDNN kernels (and rounding) a
+# CPU gets, and whether bf16 is native.
+SPEED_FLAGS = ('avx2', 'fma', 'avx512f', 'avx512_vnni', 'avx512_bf16',
+               'amx_bf16')
+
+
+def cpu_info():
+    """(model name, set of flags) from /proc/cpuinfo; ('unknown', set())
+    where it cannot be read."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return 'unknown', set()
+    field = {}
+    for line in lines:
+        key, _, value = line.partition(':')
+        field.setdefault(key.strip(), value.strip())
+    return field.get('model name',
+                     'unknown'), set(field.get('flags', '').split())
+
+
+def cpu_description():
+    """'MODEL; avx2 fma -avx512f ...': the CPU and, of SPEED_FLAGS, which it
+    has (a '-' marks one it lacks), for speed figures."""
+    model, flags = cpu_info()
+    return model + '; ' + ' '.join(f if f in flags else '-' + f
+                                   for f in SPEED_FLAGS)
+
+
 def cpu_has_native_bf16():
     """AVX512-BF16 or AMX in /proc/cpuinfo: without them oneDNN emulates bf16,
     slower than fp32."""
-    try:
-        with open('/proc/cpuinfo') as f:
-            flags = f.read()
-    except OSError:
-        return False
+    flags = cpu_info()[1]
     return 'avx512_bf16' in flags or 'amx_bf16' in flags

@@ -231,7 +231,7 @@ def test_onnx_backbone_and_classifier_match_pytorch(tmp_path):
              str(tmp_path / 'det.onnx')])
 
 
-def test_benchmark_smoke(tmp_path):
+def test_benchmark_smoke(tmp_path, capsys):
     import benchmark
     out = benchmark.main([
         '--batch-size', '2', '--shape', '64', '64', '--repeat', '1',
@@ -239,6 +239,13 @@ def test_benchmark_smoke(tmp_path):
         '--channels-last', '--json',
         str(tmp_path / 'b.json')
     ])
+    # The machine is named: its model and which of the flags that decide
+    # the kernels it has ('-' for one it lacks).
+    from mmscnet.utils.misc import SPEED_FLAGS, cpu_info
+    model, flags = cpu_info()
+    assert out['cpu'] == model + '; ' + ' '.join(f if f in flags else '-' + f
+                                                 for f in SPEED_FLAGS)
+    assert f'CPU: {out["cpu"]}\n' in capsys.readouterr().out
     names = set(out['stats'])
     for case in ('train fp32 SCNet-50', 'train fp32 ResNet-50',
                  'infer bf16 SCNet-50', 'deploy fp32 SCNet-50',

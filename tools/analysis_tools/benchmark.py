@@ -27,7 +27,7 @@ import torch
 from mmscnet.deploy import optimize
 from mmscnet.deploy.onnx import export_onnx, onnx_session
 from mmscnet.utils import benchmark as bm
-from mmscnet.utils.misc import cpu_has_native_bf16
+from mmscnet.utils.misc import cpu_description, cpu_has_native_bf16
 
 
 def parse_args(argv=None):
@@ -232,6 +232,8 @@ def main(argv=None):
         what = f'backbones {sc} vs {rn}, batch {batch}, {shape[0]}x{shape[1]}'
         mem = None if args.no_memory else memory_rows(scnet, resnet, sc, rn, x)
 
+    cpu = cpu_description()
+    print(f'CPU: {cpu}')  # every figure below is this machine's
     print(f'{what}; device {args.device}, {torch.get_num_threads()} threads, '
           f'torch {torch.__version__}; {args.repeat} interleaved rounds after '
           f'{args.warmup} warm-up')
@@ -267,6 +269,7 @@ def main(argv=None):
             json.dump(
                 dict(
                     what=what,
+                    cpu=cpu,
                     device=args.device,
                     threads=torch.get_num_threads(),
                     torch=torch.__version__,
@@ -275,7 +278,7 @@ def main(argv=None):
                     memory=mem),
                 f,
                 indent=1)
-    return dict(stats=stats, ratios=ratios, memory=mem)
+    return dict(cpu=cpu, stats=stats, ratios=ratios, memory=mem)
 
 
 if __name__ == '__main__':

@@ -1,8 +1,6 @@
-import json
 import logging
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -75,32 +73,17 @@ def _quiet_and_deterministic():
     DefaultScope._instance_dict.update(scopes)
 
 
-def shared_once(tmp_path_factory, name, build):
-    """``build(folder)`` once per test run, its JSON-able result shared by the
-    tests of every module."""
-    folder = tmp_path_factory.getbasetemp() / f'shared-{name}'
-    done = folder / 'result.json'
-    if not done.is_file():
-        shutil.rmtree(folder, ignore_errors=True)  # a failed earlier try
-        folder.mkdir()
-        done.write_text(json.dumps(build(folder)))
-    return json.loads(done.read_text())
-
-
 @pytest.fixture(scope='session')
 def toy_detector(tmp_path_factory):
     """(toy COCO root, checkpoint): the toy Mask R-CNN trained through
     tools/train.py for 2 epochs on 8 generated images (4 for validation), a
     checkpoint as the tool writes it (message hub, optimizer, dataset meta).
     Trained once for every test that only needs some trained detector."""
-
-    def build(folder):
-        from mmscnet.testing.toy_data import generate_toy_coco
-        root = str(folder / 'toy_coco')
-        generate_toy_coco(root, num_train=8, num_val=4, image_size=(128, 128))
-        return root, train_toy_detector(root, folder / 'work', epochs=2)
-
-    return tuple(shared_once(tmp_path_factory, 'toy_detector', build))
+    from mmscnet.testing.toy_data import generate_toy_coco
+    root = str(tmp_path_factory.mktemp('toy_detector_coco'))
+    generate_toy_coco(root, num_train=8, num_val=4, image_size=(128, 128))
+    return root, train_toy_detector(
+        root, tmp_path_factory.mktemp('toy_detector_work'), epochs=2)
 
 
 # A depth-101 config that equals its SCNet-50 twin except in these keys (the

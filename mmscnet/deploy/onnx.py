@@ -1,6 +1,7 @@
 """ONNX export of the backbone (four stage maps) or a whole mmpretrain
 classifier (logits), and its check in ONNX Runtime:
-``tools/deployment/pytorch2onnx.py`` and ``benchmark.py``'s ONNX row."""
+``tools/deployment/pytorch2onnx.py`` and ``benchmark.py``'s ONNX row. The
+OpenVINO runtime (:mod:`.openvino`) starts from the same file."""
 import torch
 import torch.nn as nn
 
@@ -57,13 +58,22 @@ def onnx_session(path, threads=None):
         path, options, providers=['CPUExecutionProvider'])
 
 
-def onnx_max_rel_diff(module, session, x):
-    """Largest ``max|onnx - torch| / max|torch|`` over the outputs for input
-    ``x``."""
+def onnxruntime_runner(path, threads=None):
+    """``run(array) -> [arrays]``: the ONNX file in ONNX Runtime's CPU
+    provider (the calling convention :func:`runtime_max_rel_diff` and the
+    tools time)."""
+    session = onnx_session(path, threads)
+    return lambda x: session.run(None, {'input': x})
+
+
+def runtime_max_rel_diff(module, run, x):
+    """Largest ``max|runtime - torch| / max|torch|`` over the outputs for
+    input ``x``; ``run`` is a runtime's ``array -> [arrays]``."""
     with torch.no_grad():
         ref = module(x)
     ref = ref if isinstance(ref, (tuple, list)) else [ref]
-    outs = session.run(None, {'input': x.numpy()})
+    outs = run(x.numpy())
+    assert len(outs) == len(ref), (len(outs), len(ref))
     return max(
         float((torch.from_numpy(o) - r).abs().max() /
               r.abs().max().clamp_min(1e-12)) for o, r in zip(outs, ref))

@@ -252,7 +252,8 @@ def mmpose_checkpoint(tmp_path_factory):
         theirs,
         lambda x: theirs(x, None, mode='tensor'),
         seed=0,
-        shape=(4, 3, 128, 128))
+        shape=(4, 3, 128, 128),
+        key='mmpose-td-hm-scnet50')
     assert type(theirs.backbone).__module__.startswith('mmpose.')
     src = tmp / 'mmpose_scnet50.pth'
     torch.save(

@@ -197,7 +197,8 @@ RELEASED = {
 def released_classifier(name, tmp_path):
     """The authors' classifier (RefSCNet with its fc) with weights that behave
     like trained ones, saved in their layout (conv1.*, layer*, fc.*)."""
-    ref = calibrate_(RefSCNet(**RELEASED[name]), seed=2)
+    ref = calibrate_(
+        RefSCNet(**RELEASED[name]), seed=2, key=f'released-{name}')
     ckpt = tmp_path / 'released.pth'
     torch.save(ref.state_dict(), ckpt)
     return ref, ckpt
@@ -246,7 +247,7 @@ def test_released_classifier_loads_on_torch_before_2_5(toy_cls, tmp_path,
 
 def test_tools_test_evaluates_released_checkpoint(toy_cls, tmp_path):
     config = str(REPO / 'configs/classification/scnet50_8xb32_in1k.py')
-    ref = calibrate_(RefSCNet(), seed=3)
+    ref = calibrate_(RefSCNet(), seed=3, key='ref-scnet50')
     ckpt = tmp_path / 'scnet50-release-layout.pth'
     torch.save(ref.state_dict(), ckpt)
     out = run_tool(
@@ -282,7 +283,7 @@ def test_tools_test_takes_a_checkpoint_url(toy_cls, tmp_path, http_server):
     served, url = http_server
     config = str(REPO / 'configs/classification/scnet50_8xb32_in1k.py')
     torch.save(
-        calibrate_(RefSCNet(), seed=3).state_dict(),
+        calibrate_(RefSCNet(), seed=3, key='ref-scnet50').state_dict(),
         served / 'scnet50-release.pth')
     env = dict(os.environ, TORCH_HOME=str(tmp_path / 'torch_home'))
     out = subprocess.run(

@@ -36,7 +36,7 @@ def randomize_bn(model, seed=0):
 def test_fused_fp32_equals_unfused(cls, depth):
     # BN statistics measured from data (far from 0 and 1, so folding them
     # matters), activations O(1) as in a trained network: see calibrate_.
-    model = calibrate_(cls(depth=depth))
+    model = calibrate_(cls(depth=depth), key=f'{cls.__name__}-{depth}')
     x = torch.randn(2, 3, 96, 128)
     with torch.no_grad():
         ref = model(x)
@@ -205,30 +205,73 @@ def test_tools_test_deploy_matches_plain(toy_detector, tmp_path):
         test_tool.main([TOY_CONFIG, ckpt, '--compile'] + opts)
 
 
-def test_onnx_backbone_and_classifier_match_pytorch(tmp_path):
+def test_onnx_and_openvino_backbone_and_classifier_match_pytorch(tmp_path):
+    """One dynamic ONNX export each of the backbone and a classifier, checked
+    in ONNX Runtime and, converted to IR, in OpenVINO's CPU plugin at two
+    input sizes."""
     import pytorch2onnx
+    model = randomize_bn(SCNet(depth=50)).eval()
+    torch.save(model.state_dict(), tmp_path / 'scnet50.pth')
     res = pytorch2onnx.main([
-        '--type', 'mmscnet.SCNet', '--depth', '50', '--out',
-        str(tmp_path / 'scnet50.onnx'), '--shape', '128', '96', '--repeat', '1'
+        '--type', 'mmscnet.SCNet', '--depth', '50', '--checkpoint',
+        str(tmp_path / 'scnet50.pth'), '--out',
+        str(tmp_path / 'scnet50.onnx'), '--shape', '128', '96', '--repeat',
+        '1', '--openvino'
     ])
     assert len(res) == 2  # two input sizes on one dynamic export
     for r in res.values():
-        assert r['max_rel_diff'] < 1e-4
+        assert r['onnxruntime_max_rel_diff'] < 1e-4
+        assert r['openvino_max_rel_diff'] < 1e-4
+    # fp32 weights in the IR (not OpenVINO's default fp16 compression): the
+    # .bin holds 4 bytes per parameter.
+    params = sum(p.numel() for p in SCNet(depth=50).parameters())
+    assert (tmp_path / 'scnet50.bin').stat().st_size >= 4 * params * 0.99
+    # Sizes far from the export's: the calibration windows are not frozen at
+    # the export size (there stage 4 was 4x3, here 7x5 and 2x2 < r).
+    from mmscnet.deploy.onnx import onnxruntime_runner, runtime_max_rel_diff
+    from mmscnet.deploy.openvino import openvino_runner
+    for x in (torch.randn(1, 3, 224, 160), torch.randn(2, 3, 64, 64)):
+        for run in (onnxruntime_runner(str(tmp_path / 'scnet50.onnx')),
+                    openvino_runner(str(tmp_path / 'scnet50.xml'))):
+            assert runtime_max_rel_diff(model, run, x) < 1e-4
     res = pytorch2onnx.main([
         '--config', CLS_CONFIG, '--out',
         str(tmp_path / 'cls.onnx'), '--shape', '96', '96', '--batch-size', '2',
-        '--repeat', '1'
+        '--repeat', '1', '--openvino'
     ])
     assert sorted(res) == [(2, 96, 96), (3, 128, 64)]
     for r in res.values():
-        assert r['max_rel_diff'] < 1e-4
-    with pytest.raises(SystemExit):  # never overwrites without --overwrite
-        pytorch2onnx.main(['--out', str(tmp_path / 'cls.onnx')])
+        assert r['onnxruntime_max_rel_diff'] < 1e-4
+        assert r['openvino_max_rel_diff'] < 1e-4
+    # Never overwrites without --overwrite: the .onnx, nor the IR beside it.
+    for argv in (['--out', str(tmp_path / 'cls.onnx')],
+                 ['--out', str(tmp_path / 'new.onnx'), '--openvino']):
+        (tmp_path / 'new.xml').write_text('mine')
+        with pytest.raises(SystemExit):
+            pytorch2onnx.main(argv)
+    assert (tmp_path / 'new.xml').read_text() == 'mine'
+    assert not (tmp_path / 'new.onnx').exists()
     with pytest.raises(
             ValueError, match='only mmpretrain classifiers export whole'):
         pytorch2onnx.main(
             ['--config', TOY_CONFIG, '--out',
              str(tmp_path / 'det.onnx')])
+
+
+def test_openvino_runner_errors(tmp_path):
+    from mmscnet.deploy.openvino import (convert_to_openvino,
+                                         openvino_has_native_bf16,
+                                         openvino_runner)
+    with pytest.raises(
+            ValueError, match=r"precision must be one of \('fp32', 'bf16'\)"):
+        openvino_runner(str(tmp_path / 'x.xml'), 'fp16')
+    with pytest.raises(FileNotFoundError, match='OpenVINO model not found'):
+        openvino_runner(str(tmp_path / 'missing.xml'))
+    if not openvino_has_native_bf16():
+        with pytest.raises(ValueError, match='OpenVINO bf16 needs a CPU'):
+            openvino_runner(str(tmp_path / 'x.xml'), 'bf16')
+    with pytest.raises(ValueError, match='ends in .xml'):
+        convert_to_openvino(str(tmp_path / 'x.onnx'), str(tmp_path / 'x.ir'))
 
 
 def test_benchmark_smoke(tmp_path, capsys):

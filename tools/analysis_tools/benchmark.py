@@ -1,6 +1,6 @@
 """SCNet against ResNet of the same depth, side by side in one run with
-interleaved rounds: training step, inference, deploy mode, ONNX Runtime, and
-training memory with and without with_cp.
+interleaved rounds: training step, inference, deploy mode, ONNX Runtime,
+OpenVINO, and training memory with and without with_cp.
 
     python tools/analysis_tools/benchmark.py
     # SCNet-50 vs ResNet-50 backbones
@@ -25,7 +25,7 @@ import time
 import torch
 
 from mmscnet.deploy import optimize
-from mmscnet.deploy.onnx import export_onnx, onnx_session
+from mmscnet.deploy.onnx import export_onnx, onnxruntime_runner
 from mmscnet.utils import benchmark as bm
 from mmscnet.utils.misc import cpu_description, cpu_has_native_bf16
 
@@ -58,7 +58,9 @@ def parse_args(argv=None):
     p.add_argument(
         '--warmup', type=int, default=2, help='untimed rounds first')
     p.add_argument(
-        '--threads', type=int, help='torch (and ONNX Runtime) threads')
+        '--threads',
+        type=int,
+        help='threads of torch, ONNX Runtime and OpenVINO')
     p.add_argument('--device', default='cpu', help='cpu or cuda')
     p.add_argument(
         '--precisions',
@@ -81,7 +83,15 @@ def parse_args(argv=None):
         help='also deploy mode compiled by torch.compile (inductor, frozen '
         'weights); prints the compile time (backbones only)')
     p.add_argument(
-        '--no-onnx', action='store_true', help='skip the ONNX Runtime row')
+        '--no-onnx',
+        action='store_true',
+        help='skip the ONNX export and its runtimes\' rows (ONNX Runtime, '
+        'OpenVINO)')
+    p.add_argument(
+        '--no-openvino',
+        action='store_true',
+        help='skip the OpenVINO rows (fp32; bf16 where OpenVINO runs it '
+        'natively)')
     p.add_argument(
         '--no-memory', action='store_true', help='skip the memory rows')
     p.add_argument(
@@ -163,10 +173,20 @@ def backbone_cases(args, x):
         path = os.path.join(
             tempfile.mkdtemp(prefix='mmscnet-bench-'), 'scnet.onnx')
         export_onnx(copy.deepcopy(scnet).eval(), path, x)
-        session = onnx_session(path, args.threads)
-        feed = {'input': x.numpy()}
-        cases[f'onnxruntime fp32 {sc}'] = lambda: session.run(None, feed)
-        pairs.append((f'onnxruntime fp32 {sc}', f'infer fp32 {sc}'))
+        runtimes = {'onnxruntime fp32': onnxruntime_runner(path, args.threads)}
+        if not args.no_openvino:
+            from mmscnet.deploy.openvino import (convert_to_openvino,
+                                                 openvino_has_native_bf16,
+                                                 openvino_runner)
+            ir = convert_to_openvino(path)
+            for prec in ('fp32',
+                         'bf16') if openvino_has_native_bf16() else ('fp32', ):
+                runtimes[f'openvino {prec}'] = openvino_runner(
+                    ir, prec, args.threads)
+        xn = x.numpy()
+        for rt, run in runtimes.items():
+            cases[f'{rt} {sc}'] = lambda run=run: run(xn)
+            pairs.append((f'{rt} {sc}', f'infer fp32 {sc}'))
     return cases, pairs, (scnet, resnet, sc, rn)
 
 

@@ -1,6 +1,6 @@
 """Export the SCNet backbone (four stage outputs) or a whole mmpretrain
-classifier to ONNX, check it against PyTorch with ONNX Runtime at two input
-sizes, and time both.
+classifier to ONNX (and with --openvino to OpenVINO IR beside it), check each
+runtime against PyTorch at two input sizes, and time them.
 
     python tools/deployment/pytorch2onnx.py --type mmscnet.SCNet --depth 50
     --out scnet50.onnx
@@ -9,6 +9,8 @@ sizes, and time both.
     python tools/deployment/pytorch2onnx.py --config
     configs/classification/scnet50_8xb32_in1k.py \
         --checkpoint scnet50-dc6a7e87.pth --out scnet50_cls.onnx
+    python tools/deployment/pytorch2onnx.py --depth 50 --out scnet50.onnx \
+        --openvino   # also scnet50.xml + scnet50.bin (OpenVINO IR, fp32)
 
 The input is the normalised image batch (N, 3, H, W), i.e. after the data
 preprocessor (ImageNet mean/std, RGB); batch size and image size are dynamic
@@ -22,7 +24,7 @@ import torch
 
 from mmscnet.deploy import optimize
 from mmscnet.deploy.onnx import (ClassifierLogits, export_onnx,
-                                 onnx_max_rel_diff, onnx_session)
+                                 onnxruntime_runner, runtime_max_rel_diff)
 from mmscnet.utils import benchmark as bm
 
 
@@ -101,24 +103,44 @@ def main(argv=None):
         type=int,
         default=10,
         help='timed runs for the latency figures')
+    p.add_argument(
+        '--openvino',
+        action='store_true',
+        help='also convert to OpenVINO IR (OUT with .xml and .bin) and check '
+        "and time it in OpenVINO's CPU plugin (fp32)")
+    p.add_argument(
+        '--threads', type=int, help='threads of every runtime (default: all)')
     p.add_argument('--overwrite', action='store_true')
     args = p.parse_args(argv)
     if not args.out.endswith('.onnx'):
         p.error(f'--out must end in .onnx, got {args.out!r}')
-    if osp.exists(args.out) and not args.overwrite:
-        p.error(f'{args.out} exists: pass --overwrite to replace it')
+    outs = [args.out]
+    if args.openvino:
+        stem = args.out[:-len('.onnx')]
+        outs += [stem + '.xml', stem + '.bin']
+    for path in outs:
+        if osp.exists(path) and not args.overwrite:
+            p.error(f'{path} exists: pass --overwrite to replace it')
     if args.checkpoint and not osp.isfile(args.checkpoint):
         p.error(f'checkpoint not found: {args.checkpoint}')
 
     model = build(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.deploy:
         optimize(model, channels_last=False)
     h, w = args.shape
     x = torch.randn(args.batch_size, 3, h, w)
     names = export_onnx(model, args.out, x, dynamic=not args.static)
-    session = onnx_session(args.out)
+    runtimes = {'ONNX Runtime': onnxruntime_runner(args.out, args.threads)}
     print(f'wrote {args.out}: input (N, 3, H, W), outputs {names}' +
           ('' if args.static else ', dynamic batch and image size'))
+    if args.openvino:
+        from mmscnet.deploy.openvino import (convert_to_openvino,
+                                             openvino_runner)
+        ir = convert_to_openvino(args.out, outs[1])
+        runtimes['OpenVINO'] = openvino_runner(ir, 'fp32', args.threads)
+        print(f'wrote {outs[1]} and {outs[2]}: OpenVINO IR, fp32 weights')
     sizes = [(args.batch_size, h, w)]
     if not args.static:
         sizes.append(
@@ -126,16 +148,19 @@ def main(argv=None):
     result = {}
     for n, hh, ww in sizes:
         xi = torch.randn(n, 3, hh, ww)
-        diff = onnx_max_rel_diff(model, session, xi)
         with torch.no_grad():
             t_torch = latency(lambda: model(xi), args.repeat)
-        t_ort = latency(lambda: session.run(None, {'input': xi.numpy()}),
-                        args.repeat)
-        result[(n, hh, ww)] = dict(
-            max_rel_diff=diff, torch_s=t_torch, onnxruntime_s=t_ort)
-        print(f'  input {n}x3x{hh}x{ww}: max relative difference to PyTorch '
-              f'{diff:.2e}; median latency PyTorch {t_torch * 1e3:.1f} ms, '
-              f'ONNX Runtime {t_ort * 1e3:.1f} ms ({t_torch / t_ort:.2f}x)')
+        row = dict(torch_s=t_torch)
+        line = [f'  input {n}x3x{hh}x{ww}: PyTorch {t_torch * 1e3:.1f} ms']
+        for rt, run in runtimes.items():
+            key = rt.lower().replace(' ', '')
+            diff = runtime_max_rel_diff(model, run, xi)
+            t = latency(lambda: run(xi.numpy()), args.repeat)
+            row[f'{key}_max_rel_diff'], row[f'{key}_s'] = diff, t
+            line.append(f'{rt} {t * 1e3:.1f} ms ({t_torch / t:.2f}x), max '
+                        f'relative difference to PyTorch {diff:.2e}')
+        result[(n, hh, ww)] = row
+        print('; '.join(line))
     return result
 
 

@@ -38,6 +38,14 @@ POOLING_TYPES = ('avg', 'max')
 UPSAMPLE_MODES = ('nearest', 'bilinear')
 
 
+def _exporting():
+    """Inside torch.export (the ONNX exporter's dynamo path) or the
+    TorchScript ONNX exporter."""
+    is_exporting = getattr(torch.compiler, 'is_exporting', None)  # torch>=2.3
+    return torch.onnx.is_in_onnx_export() or bool(is_exporting
+                                                  and is_exporting())
+
+
 def _choice(name, value, accepted):
     if value not in accepted:
         raise ValueError(f'{name} must be one of {accepted}, got {value!r}')
@@ -104,11 +112,30 @@ class CalibrationPool(nn.Module):
         self.pooling_type = pooling_type
 
     def forward(self, x):
+        if _exporting():
+            return self._forward_for_export(x)
         window = (min(self.pooling_r,
                       x.shape[-2]), min(self.pooling_r, x.shape[-1]))
         if self.pooling_type == 'avg':
             return F.avg_pool2d(x, window, window)
         return F.max_pool2d(x, window, window)
+
+    def _forward_for_export(self, x):
+        """The same function with no shape logic in Python, for graphs
+        exported with dynamic sizes. An exported pooling window is a
+        constant: ``min(r, side)`` would stay what it was at the export size
+        (an export at 128x96 pooled its stage-4 maps 4x3 at every size).
+        Instead a side shorter than r is padded to r: with -inf for 'max';
+        with zeros for 'avg', divided by the share of the window that is
+        the map's. Where both sides are >= r nothing is padded and the
+        divisor is 1. (OpenVINO refuses windows larger than the map.)"""
+        r = self.pooling_r
+        h, w = x.shape[-2:]
+        pad = (0, torch.sym_max(r - w, 0), 0, torch.sym_max(r - h, 0))
+        if self.pooling_type == 'max':
+            return F.max_pool2d(F.pad(x, pad, value=float('-inf')), r, r)
+        share = F.avg_pool2d(F.pad(torch.ones_like(x[:1, :1]), pad), r, r)
+        return F.avg_pool2d(F.pad(x, pad), r, r) / share
 
     def extra_repr(self):
         return (f'pooling_r={self.pooling_r}, '

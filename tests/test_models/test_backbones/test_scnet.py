@@ -7,7 +7,7 @@ from reference_scnet import RefSCNet
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmscnet.models import SCBottleneck, SCConv, SCNet, SCNetV1d
-from mmscnet.models.backbones.scnet import CalibrationPool
+from mmscnet.models.backbones.scnet import POOLING_TYPES, CalibrationPool
 
 
 def n_params(module):
@@ -203,6 +203,21 @@ def test_calibration_pool_shrinks_window_on_small_maps():
     assert torch.allclose(out[..., 0, 0], x[..., :3, :4].mean(dim=(-2, -1)))
     assert CalibrationPool(4, 'max')(torch.randn(1, 1, 1,
                                                  1)).shape == (1, 1, 1, 1)
+
+
+@pytest.mark.parametrize('pooling_type', POOLING_TYPES)
+def test_calibration_pool_export_path_is_the_same_function(pooling_type):
+    """The path torch.export and ONNX export trace (no shape logic in Python,
+    sides shorter than r padded): equal to the eager path wherever the map
+    is >= r a side, within rounding where the window shrinks."""
+    pool = CalibrationPool(4, pooling_type)
+    for hw in ((13, 9), (8, 8), (4, 5), (3, 9), (2, 2), (1, 1), (7, 3)):
+        x = torch.randn(2, 3, *hw) - 0.5  # negative values: -inf pads 'max'
+        got, expected = pool._forward_for_export(x), pool(x)
+        assert got.shape == expected.shape, hw
+        if min(hw) >= 4:
+            assert torch.equal(got, expected), hw
+        assert torch.allclose(got, expected, rtol=1e-6, atol=1e-7), hw
 
 
 @pytest.mark.parametrize('hw', [(1, 1), (16, 16), (33, 7), (64, 17)])

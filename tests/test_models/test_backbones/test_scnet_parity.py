@@ -30,7 +30,7 @@ INPUTS = {'square': (2, 3, 128, 128), 'non_square': (1, 3, 160, 224)}
 def _pair(name, tmp_path):
     ref_kwargs, cls, kwargs = VARIANTS[name]
     ref = RefSCNet(**ref_kwargs)
-    calibrate_(ref, ref.features, seed=1)
+    calibrate_(ref, ref.features, seed=1, key=f'ref-{name}')
     ckpt = tmp_path / f'{name}.pth'
     torch.save(ref.state_dict(), ckpt)
     model = cls(

@@ -57,7 +57,8 @@ def test_infer_toy_detection_checkpoint_on_a_folder(toy, toy_checkpoint,
         'tools/infer.py',
         os.path.join(toy, 'val'), TOY_CONFIG, toy_checkpoint, '--out-dir',
         str(out_dir), '--device', 'cpu', '--score-thr', '0.0'
-    ])
+    ],
+                   fresh=True)
     assert out.returncode == 0, out.stderr[-3000:]
     doc = json.loads((out_dir / 'predictions.json').read_text())
     assert doc['library'] == 'mmdet' and doc['checkpoint'] == toy_checkpoint

@@ -107,12 +107,14 @@ def test_train_checkpoint_test_resume_end_to_end(toy, tmp_path):
 
     # tools/test.py on mmengine's own checkpoint (weights_only loading), COCO
     # metrics printed.
-    out = run_tool([
-        'tools/test.py', TOY_CONFIG,
-        str(ckpt), '--work-dir',
-        str(work), '--out',
-        str(tmp_path / 'preds.pkl'), '--show-dir', 'painted'
-    ] + cfg_options_argv(opts))
+    out = run_tool(
+        [
+            'tools/test.py', TOY_CONFIG,
+            str(ckpt), '--work-dir',
+            str(work), '--out',
+            str(tmp_path / 'preds.pkl'), '--show-dir', 'painted'
+        ] + cfg_options_argv(opts),
+        fresh=True)
     assert out.returncode == 0, out.stderr[-3000:]
     log = out.stdout + out.stderr
     assert 'coco/bbox_mAP_50' in log and 'coco/segm_mAP' in log

@@ -184,7 +184,8 @@ def test_train_then_test_prints_keypoint_ap_and_paints(toy_pose, tmp_path):
              dict(opts, **{
                  'train_cfg.max_epochs': 2,
                  'train_cfg.val_interval': 2
-             })))
+             })),
+        fresh=True)  # mmpose's one run in a fresh interpreter
     assert out.returncode == 0, out.stderr[-3000:]
     ckpt = (work / 'last_checkpoint').read_text().strip()
     assert ckpt.endswith('epoch_2.pth')
@@ -265,7 +266,8 @@ def mmpose_checkpoint(tmp_path_factory):
         'tools/model_converters/mmpose2mmscnet.py',
         str(src),
         str(dst), '--keep-head'
-    ])
+    ],
+                   fresh=True)
     assert out.returncode == 0, out.stdout + out.stderr
     assert 'unmapped' not in out.stdout and 'missing' not in out.stdout
     return theirs, str(theirs_cfg), src, dst

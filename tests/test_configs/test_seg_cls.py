@@ -6,8 +6,6 @@ import glob
 import os
 import os.path as osp
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -146,11 +144,14 @@ def test_classification_config_trains_one_iteration_and_validates(
     assert _val_ran(tmp_path)
 
 
-def _train_then_test(config, opts, schedule, checkpoint, show_dir, work_dir):
-    """tools/train.py with a short schedule, then tools/test.py on its
-    checkpoint; the test log."""
-    out = run_tool(['tools/train.py', config, '--work-dir',
-                    str(work_dir)] + cfg_options_argv(dict(opts, **schedule)))
+def _train_then_test(config, opts, schedule, checkpoint, show_dir, work_dir,
+                     fresh):
+    """tools/train.py with a short schedule (in a fresh interpreter if
+    ``fresh``), then tools/test.py on its checkpoint; the test log."""
+    out = run_tool(
+        ['tools/train.py', config, '--work-dir',
+         str(work_dir)] + cfg_options_argv(dict(opts, **schedule)),
+        fresh=fresh)
     assert out.returncode == 0, out.stderr[-3000:]
     out = run_tool([
         'tools/test.py', config,
@@ -163,11 +164,16 @@ def _train_then_test(config, opts, schedule, checkpoint, show_dir, work_dir):
 
 def test_segmentation_train_then_test_prints_miou(toy_seg, tmp_path):
     log = _train_then_test(
-        SEG_TOY, seg_options(SEG_TOY, toy_seg), {
+        SEG_TOY,
+        seg_options(SEG_TOY, toy_seg), {
             'train_cfg.max_iters': 4,
             'train_cfg.val_interval': 4,
             'default_hooks.checkpoint.interval': 4
-        }, 'iter_4.pth', str(tmp_path / 'painted'), tmp_path)
+        },
+        'iter_4.pth',
+        str(tmp_path / 'painted'),
+        tmp_path,
+        fresh=True)  # mmseg's one run in a fresh interpreter
     assert re.search(r'mIoU: \d+\.\d+', log)
     assert len(
         glob.glob(str(tmp_path / 'painted' / '**' / '*.png'),
@@ -176,11 +182,16 @@ def test_segmentation_train_then_test_prints_miou(toy_seg, tmp_path):
 
 def test_classification_train_then_test_prints_top1(toy_cls, tmp_path):
     log = _train_then_test(
-        CLS_TOY, cls_options(CLS_TOY, toy_cls), {
+        CLS_TOY,
+        cls_options(CLS_TOY, toy_cls), {
             'train_cfg.max_epochs': 1,
             'train_cfg.val_interval': 1,
             'default_hooks.checkpoint.interval': 1
-        }, 'epoch_1.pth', 'painted', tmp_path)
+        },
+        'epoch_1.pth',
+        'painted',
+        tmp_path,
+        fresh=False)
     assert re.search(r'accuracy/top1: \d+\.\d+', log)
     assert len(glob.glob(str(
         tmp_path / 'painted' / '*.png'))) == 6  # under the work dir
@@ -253,7 +264,8 @@ def test_tools_test_evaluates_released_checkpoint(toy_cls, tmp_path):
     out = run_tool(
         ['tools/test.py', config,
          str(ckpt), '--work-dir',
-         str(tmp_path)] + cfg_options_argv(cls_options(config, toy_cls)))
+         str(tmp_path)] + cfg_options_argv(cls_options(config, toy_cls)),
+        fresh=True)  # mmpretrain's one run in a fresh interpreter
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-3000:]
     assert 'mapped to backbone.* / head.fc.*' in log
@@ -285,17 +297,13 @@ def test_tools_test_takes_a_checkpoint_url(toy_cls, tmp_path, http_server):
     torch.save(
         calibrate_(RefSCNet(), seed=3, key='ref-scnet50').state_dict(),
         served / 'scnet50-release.pth')
-    env = dict(os.environ, TORCH_HOME=str(tmp_path / 'torch_home'))
-    out = subprocess.run(
+    out = run_tool(
         [
-            sys.executable, 'tools/test.py', config,
-            f'{url}/scnet50-release.pth', '--work-dir',
+            'tools/test.py', config, f'{url}/scnet50-release.pth',
+            '--work-dir',
             str(tmp_path / 'w')
         ] + cfg_options_argv(cls_options(config, toy_cls)),
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=env)
+        env={'TORCH_HOME': str(tmp_path / 'torch_home')})
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-3000:]
     assert 'mapped to backbone.* / head.fc.*' in log and re.search(
@@ -337,7 +345,8 @@ def test_released_to_mmpretrain_converter_tool(tmp_path):
     out = run_tool(
         ['tools/model_converters/scnet2mmpretrain.py',
          str(src),
-         str(dst)])
+         str(dst)],
+        fresh=True)
     assert out.returncode == 0, out.stderr
     converted = torch.load(dst, weights_only=True)['state_dict']
     assert torch.equal(converted['head.fc.weight'], ref.fc.weight)

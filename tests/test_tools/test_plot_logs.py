@@ -39,7 +39,8 @@ def test_plot_logs_overlays_runs(tmp_path):
         'tools/analysis_tools/plot_logs.py', a, b, '--keys', 'loss',
         'coco/bbox_mAP', '--legend', 'SCNet-50', 'ResNet-50', '--out',
         str(out)
-    ])
+    ],
+                   fresh=True)
     assert res.returncode == 0, res.stderr
     assert 'plotted loss, coco/bbox_mAP of 2 run(s)' in res.stdout
     img = cv2.imread(str(out))

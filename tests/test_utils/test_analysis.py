@@ -71,7 +71,8 @@ def test_erf_tool_random_and_checkpoint(tmp_path):
         str(ckpt), '--images',
         str(photos), '--out',
         str(out)
-    ])
+    ],
+                   fresh=True)
     assert res.returncode == 0, res.stderr[-2000:]
     lines = re.findall(
         r'^(SCNet|ResNet)-50 stage 3 \((.*)\): 50% of the ERF within (\d+) px '

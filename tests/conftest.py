@@ -178,7 +178,12 @@ def _run_tool_here(args, env):
     saved_env, saved_argv = dict(os.environ), sys.argv
     threads = torch.get_num_threads()
     deterministic = torch.are_deterministic_algorithms_enabled()
-    managers = {c: set(c._instance_dict) for c in _manager_classes()}
+    # mmengine's named instances start empty, as in a fresh interpreter:
+    # configs of different libraries name their visualizers alike
+    # ('visualizer'), and a hook takes the current one.
+    managers = {c: dict(c._instance_dict) for c in _manager_classes()}
+    for c in managers:
+        c._instance_dict.clear()
     os.environ.update(env)
     sys.argv = [str(REPO / args[0])] + [str(a) for a in args[1:]]
     sys.path.insert(0, os.path.dirname(sys.argv[0]))  # as python puts it
@@ -203,15 +208,18 @@ def _run_tool_here(args, env):
         sys.path.remove(os.path.dirname(str(REPO / args[0])))
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
-        # The run's loggers, message hubs and visualizers go with it: their
+        # The run's loggers, message hubs and visualizers go with it (their
         # handlers write to the captured streams, and the next run in the
-        # same second would otherwise get them back by name.
+        # same second would get them back by name); the test's come back.
+        kept = {id(i) for d in managers.values() for i in d.values()}
         for c in _manager_classes():
-            for name in set(c._instance_dict) - managers.get(c, set()):
-                inst = c._instance_dict.pop(name)
+            for inst in c._instance_dict.values():
                 for h in getattr(inst, 'handlers', [])[:]:
-                    h.close()
-                    inst.removeHandler(h)
+                    if id(inst) not in kept:
+                        h.close()
+                        inst.removeHandler(h)
+            c._instance_dict.clear()
+            c._instance_dict.update(managers.get(c, {}))
     return subprocess.CompletedProcess(['python'] + list(args), code,
                                        out.getvalue(), err.getvalue())
 

@@ -73,7 +73,9 @@ def runtime_max_rel_diff(module, run, x):
         ref = module(x)
     ref = ref if isinstance(ref, (tuple, list)) else [ref]
     outs = run(x.numpy())
-    assert len(outs) == len(ref), (len(outs), len(ref))
+    if len(outs) != len(ref):
+        raise ValueError(f'the runtime gave {len(outs)} outputs, PyTorch '
+                         f'{len(ref)}: not the same model')
     return max(
         float((torch.from_numpy(o) - r).abs().max() /
               r.abs().max().clamp_min(1e-12)) for o, r in zip(outs, ref))

@@ -290,8 +290,8 @@ def test_benchmark_smoke(tmp_path, capsys):
     import benchmark
     out = benchmark.main([
         '--batch-size', '2', '--shape', '64', '64', '--repeat', '1',
-        '--warmup', '0', '--no-onnx', '--precisions', 'fp32', 'bf16',
-        '--channels-last', '--json',
+        '--warmup', '0', '--precisions', 'fp32', 'bf16', '--channels-last',
+        '--json',
         str(tmp_path / 'b.json')
     ])
     # The machine is named: its model and which of the flags that decide
@@ -305,9 +305,11 @@ def test_benchmark_smoke(tmp_path, capsys):
     for case in ('train fp32 SCNet-50', 'train fp32 ResNet-50',
                  'infer bf16 SCNet-50', 'deploy fp32 SCNet-50',
                  'deploy bf16 SCNet-50', 'train fp32 SCNet-50 channels_last',
-                 'infer fp32 ResNet-50 channels_last'):
+                 'infer fp32 ResNet-50 channels_last',
+                 'onnxruntime fp32 SCNet-50', 'openvino fp32 SCNet-50'):
         assert case in names
     assert 'train fp32 SCNet-50 / train fp32 ResNet-50' in out['ratios']
+    assert 'openvino fp32 SCNet-50 / infer fp32 SCNet-50' in out['ratios']
     mem = out['memory']
     assert mem['SCNet-50 with_cp'] < mem['SCNet-50'] and mem['ResNet-50'] > 0
     assert (tmp_path / 'b.json').stat().st_size > 0

@@ -186,7 +186,8 @@ def _run_tool_here(args, env):
         c._instance_dict.clear()
     os.environ.update(env)
     sys.argv = [str(REPO / args[0])] + [str(a) for a in args[1:]]
-    sys.path.insert(0, os.path.dirname(sys.argv[0]))  # as python puts it
+    script_dir = os.path.dirname(sys.argv[0])
+    sys.path.insert(0, script_dir)  # as python puts it
     code = 0
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(
@@ -205,7 +206,7 @@ def _run_tool_here(args, env):
         os.environ.clear()
         os.environ.update(saved_env)
         sys.argv = saved_argv
-        sys.path.remove(os.path.dirname(str(REPO / args[0])))
+        sys.path.remove(script_dir)
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
         # The run's loggers, message hubs and visualizers go with it (their
@@ -214,10 +215,11 @@ def _run_tool_here(args, env):
         kept = {id(i) for d in managers.values() for i in d.values()}
         for c in _manager_classes():
             for inst in c._instance_dict.values():
+                if id(inst) in kept:
+                    continue
                 for h in getattr(inst, 'handlers', [])[:]:
-                    if id(inst) not in kept:
-                        h.close()
-                        inst.removeHandler(h)
+                    h.close()
+                    inst.removeHandler(h)
             c._instance_dict.clear()
             c._instance_dict.update(managers.get(c, {}))
     return subprocess.CompletedProcess(['python'] + list(args), code,

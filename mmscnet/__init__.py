@@ -22,3 +22,14 @@ checkpoint_io.register()
 # is right for a wheel and an editable install alike (for the latter the
 # distribution's location is site-packages, where no mmscnet/ folder exists).
 _config_utils.MODULE2PACKAGE.setdefault('mmscnet', 'mmscnet.version')
+
+# `mmscnet.convert_to_self_calibrated(model)` and `mmscnet.SelfCalibratedConv2d`
+# for users' own networks, imported on first use to keep `import mmscnet` light.
+_MODEL_NAMES = ('convert_to_self_calibrated', 'SelfCalibratedConv2d')
+
+
+def __getattr__(name):
+    if name in _MODEL_NAMES:
+        from . import models
+        return getattr(models, name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -15,6 +15,13 @@ the self-calibration (``SCConv``)::
 Y1 = K1(X1) and Y2 are concatenated, projected by a 1x1 conv (x4 expansion)
 and added to the shortcut, as in ResNet.
 
+The same calibration, in the paper's general form (the input's channels split
+in two halves, K1 on one, K2..K4 on the other), is ``SelfCalibratedConv2d``:
+a drop-in for any 3x3 conv, used by SCNet-18/34's basic block
+(``SCBasicBlock``) and built for other networks' convs through
+``conv_cfg=dict(type='mmscnet.SCConv2d')``. These go beyond the authors'
+release, which has the bottleneck networks only.
+
 Module and parameter names follow the authors' release
 (``layer1.0.conv1_a``, ``layer1.0.k1.0``, ``layer1.0.scconv.k2.1`` ...), so
 their ImageNet checkpoints load through ``init_cfg=dict(type='Pretrained')``
@@ -89,6 +96,21 @@ def _check_widths(depth, base_channels, base_width, groups, stem_channels,
             'base_channels or base_width (released: 64 and 32)')
 
 
+def _check_basic(depth, base_channels, stem_channels, groups, base_width,
+                 avd):
+    if groups != 1 or base_width != 32 or avd:
+        raise ValueError(
+            f'groups, base_width and avd shape the bottleneck (depth 50, 101, '
+            f'152); SCNet-{depth} has basic blocks: leave them at groups=1, '
+            f'base_width=32, avd=False, got {groups}, {base_width}, {avd}')
+    for name, value in (('base_channels', base_channels), ('stem_channels',
+                                                           stem_channels)):
+        if value % 2:
+            raise ValueError(
+                f'SCNet-{depth} splits each 3x3 conv\'s channels in two '
+                f'halves: {name} must be even, got {value}')
+
+
 class CalibrationPool(nn.Module):
     """Pool_r of the paper: a non-overlapping r x r window (kernel = stride =
     r).
@@ -157,6 +179,13 @@ class SCConv(nn.Module):
             ablation ``Y' = K3(X2) * sigmoid(X')``. Default: True.
         upsample_mode (str): How Up resizes: 'nearest' (the released code's
             ``F.interpolate`` default) or 'bilinear' (the paper's text).
+        out_planes (int, optional): Output channels of K4. Default: planes.
+            K2 and K3 keep ``planes``: the gate adds X2 to K2's output and
+            multiplies K3's output, so both have X2's width.
+        k4_norm (bool): K4 is followed by a norm and ReLU, as in the
+            bottleneck (True, released). False leaves K4 a bare conv, for
+            :class:`SelfCalibratedConv2d`, whose host normalises after it.
+        bias (bool): A bias in K4's conv; only with ``k4_norm=False``.
     """
 
     def __init__(self,
@@ -169,32 +198,43 @@ class SCConv(nn.Module):
                  with_identity=True,
                  upsample_mode='nearest',
                  conv_cfg=None,
-                 norm_cfg=dict(type='BN')):
+                 norm_cfg=dict(type='BN'),
+                 out_planes=None,
+                 k4_norm=True,
+                 bias=False):
         super().__init__()
         _check_calibration_args(pooling_r, pooling_type, upsample_mode)
+        if bias and k4_norm:
+            raise ValueError('bias=True is for a bare K4 (k4_norm=False); a '
+                             'norm follows K4 otherwise')
         self.with_identity = with_identity
         self.upsample_mode = upsample_mode
+        out_planes = planes if out_planes is None else out_planes
 
-        def conv3x3(conv_stride=1):
+        def conv3x3(conv_stride=1, conv_out=planes, conv_bias=False):
             return build_conv_layer(
                 conv_cfg,
                 planes,
-                planes,
+                conv_out,
                 3,
                 stride=conv_stride,
                 padding=dilation,
                 dilation=dilation,
                 groups=groups,
-                bias=False)
+                bias=conv_bias)
 
         self.k2 = nn.Sequential(
             CalibrationPool(pooling_r, pooling_type), conv3x3(),
             build_norm_layer(norm_cfg, planes)[1])
         self.k3 = nn.Sequential(conv3x3(),
                                 build_norm_layer(norm_cfg, planes)[1])
-        self.k4 = nn.Sequential(
-            conv3x3(stride),
-            build_norm_layer(norm_cfg, planes)[1], nn.ReLU(inplace=True))
+        if k4_norm:
+            self.k4 = nn.Sequential(
+                conv3x3(stride, out_planes),
+                build_norm_layer(norm_cfg, out_planes)[1],
+                nn.ReLU(inplace=True))
+        else:
+            self.k4 = nn.Sequential(conv3x3(stride, out_planes, bias))
 
     def forward(self, x2):
         size = x2.shape[-2:]
@@ -206,6 +246,181 @@ class SCConv(nn.Module):
         gate = torch.sigmoid(x2 + x_prime if self.with_identity else x_prime)
         y_prime = self.k3(x2) * gate
         return self.k4(y_prime)
+
+
+def _pair(v):
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
+def calibration_problem(in_channels, out_channels, kernel_size, padding,
+                        dilation, groups, padding_mode='zeros'):
+    """Why a conv cannot become a :class:`SelfCalibratedConv2d`, or None if
+    it can. The rule: a 3x3 conv padded by its dilation (its output keeps
+    the input's size at stride 1, which the gate's ``X2 + Up(K2(T))``
+    needs), zero padding, and channels that split in two halves: even
+    ``in_channels`` and ``out_channels``, each half divisible by
+    ``groups`` (each half keeps the conv's groups, as SCNeXt's branches do;
+    then the four convs hold as many weights as the conv they replace)."""
+    if _pair(kernel_size) != (3, 3):
+        return f'kernel_size is {kernel_size}, not 3'
+    if isinstance(padding, str) or _pair(padding) != _pair(dilation):
+        return (f'padding {padding!r} is not its dilation {dilation!r} '
+                '(the gate needs K3 to keep the input size)')
+    if padding_mode != 'zeros':
+        return f"padding_mode is {padding_mode!r}, not 'zeros'"
+    for name, width in (('in_channels', in_channels), ('out_channels',
+                                                        out_channels)):
+        if width < 2 or width % 2 or (width // 2) % groups:
+            return (f'{name}={width} does not split in two halves of a '
+                    f'multiple of groups={groups} channels (needs an even '
+                    f'width with width / 2 divisible by groups)')
+    return None
+
+
+@MODELS.register_module()
+class SelfCalibratedConv2d(nn.Module):
+    """A self-calibrated 3x3 conv, in the paper's general form: the input's
+    channels split in two halves X1, X2; ``Y1 = K1(X1)``, ``Y2 =`` the
+    calibration of X2 (:class:`SCConv`: K2, K3 with their norms, then K4);
+    the output is ``[Y1, Y2]``. It takes the place of a 3x3 conv: same
+    arguments, output shape and stride. K1 and K4 are bare convs (no norm,
+    no activation), so the norm and activation the host puts after its conv
+    follow this one the same way.
+
+    Channels: K1 maps ``in_channels / 2`` to ``out_channels / 2``; K2 and K3
+    keep ``in_channels / 2`` (the gate adds X2 to K2's output); K4 maps
+    ``in_channels / 2`` to ``out_channels / 2`` and carries the stride, as
+    in the bottleneck. Each half keeps the conv's ``groups``. So both widths
+    must be even, and each half divisible by groups: anything else raises a
+    ValueError (:func:`calibration_problem` gives the rule). With
+    ``in_channels == out_channels`` the four convs hold exactly the weights
+    of the conv replaced, and K2 runs at 1/r^2 of the resolution.
+
+    Unlike the bottleneck (two 1x1 projections make X1, X2), the halves here
+    are slices of the input, as the paper defines the split; so weights are
+    new: train from scratch (no released checkpoint has this layout).
+
+    Args:
+        in_channels, out_channels (int): As nn.Conv2d's; even.
+        kernel_size (int): 3 (the argument exists for the conv signature).
+        stride (int): Carried by K1 and K4.
+        padding (int, optional): Must equal dilation (default: dilation).
+        dilation (int): Of K1..K4.
+        groups (int): Of each half's convs.
+        bias (bool): A bias in K1 and K4, the convs that make the output.
+        pooling_r, pooling_type, with_identity, upsample_mode: see
+            :class:`SCConv`.
+        conv_cfg (dict, optional): Conv type of K1..K4 (not SCConv2d again).
+        norm_cfg (dict): Norm of K2 and K3. Default: BN.
+    """
+
+    transposed = False
+
+    def __init__(self,
+                 in_channels,
+                 out_channels,
+                 kernel_size=3,
+                 stride=1,
+                 padding=None,
+                 dilation=1,
+                 groups=1,
+                 bias=False,
+                 padding_mode='zeros',
+                 pooling_r=4,
+                 pooling_type='avg',
+                 with_identity=True,
+                 upsample_mode='nearest',
+                 conv_cfg=None,
+                 norm_cfg=dict(type='BN')):
+        super().__init__()
+        padding = dilation if padding is None else padding
+        problem = calibration_problem(in_channels, out_channels, kernel_size,
+                                      padding, dilation, groups, padding_mode)
+        if problem:
+            raise ValueError(
+                f'SelfCalibratedConv2d({in_channels}, {out_channels}): '
+                f'{problem}')
+        if conv_cfg is not None and str(conv_cfg.get('type', '')).endswith(
+            ('SCConv2d', 'SelfCalibratedConv2d')):
+            raise ValueError('conv_cfg gives the type of K1..K4; they cannot '
+                             'be self-calibrated again')
+        # What ConvModule and other hosts read off their conv.
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride = (3, 3), _pair(stride)
+        self.padding, self.dilation = _pair(padding), _pair(dilation)
+        self.groups, self.output_padding = groups, (0, 0)
+        self.padding_mode = padding_mode
+        half_in, half_out = in_channels // 2, out_channels // 2
+        self.k1 = build_conv_layer(
+            conv_cfg,
+            half_in,
+            half_out,
+            3,
+            stride=stride,
+            padding=dilation,
+            dilation=dilation,
+            groups=groups,
+            bias=bias)
+        self.scconv = SCConv(
+            half_in,
+            stride,
+            dilation,
+            groups,
+            pooling_r=pooling_r,
+            pooling_type=pooling_type,
+            with_identity=with_identity,
+            upsample_mode=upsample_mode,
+            conv_cfg=conv_cfg,
+            norm_cfg=norm_cfg,
+            out_planes=half_out,
+            k4_norm=False,
+            bias=bias)
+
+    def forward(self, x):
+        x1, x2 = x.split(self.in_channels // 2, dim=1)
+        return torch.cat([self.k1(x1), self.scconv(x2)], dim=1)
+
+    def extra_repr(self):
+        return (f'{self.in_channels}, {self.out_channels}, stride='
+                f'{self.stride}, dilation={self.dilation}, groups='
+                f'{self.groups}')
+
+
+@MODELS.register_module(name='SCConv2d')
+def sc_conv2d(in_channels,
+              out_channels,
+              kernel_size,
+              stride=1,
+              padding=0,
+              dilation=1,
+              groups=1,
+              bias=True,
+              padding_mode='zeros',
+              **calibration):
+    """The conv factory behind ``conv_cfg=dict(type='mmscnet.SCConv2d')``,
+    which ``mmcv.cnn.build_conv_layer`` calls with nn.Conv2d's arguments for
+    every conv of a network built through it: stems, 1x1 projections and
+    shortcuts as well as the 3x3 convs. Only the convs
+    :func:`calibration_problem` accepts become a
+    :class:`SelfCalibratedConv2d`; every other conv is built as the
+    nn.Conv2d asked for, so a network keeps its shape. A 3x3 conv left
+    plain for its channel count (e.g. a 3-channel image in) is warned
+    about; 1x1, 7x7 and other kernels stay plain silently.
+
+    ``calibration`` takes SelfCalibratedConv2d's own arguments from the
+    conv_cfg (``pooling_r``, ``norm_cfg``, ...).
+    """
+    problem = calibration_problem(in_channels, out_channels, kernel_size,
+                                  padding, dilation, groups, padding_mode)
+    if problem is None:
+        return SelfCalibratedConv2d(in_channels, out_channels, 3, stride,
+                                    padding, dilation, groups, bias,
+                                    padding_mode, **calibration)
+    if _pair(kernel_size) == (3, 3):
+        warnings.warn(f'mmscnet.SCConv2d: a 3x3 conv {in_channels}->'
+                      f'{out_channels} stays a plain Conv2d: {problem}')
+    return nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding,
+                     dilation, groups, bias, padding_mode)
 
 
 class SCBottleneck(BaseModule):
@@ -232,6 +447,7 @@ class SCBottleneck(BaseModule):
     """
 
     expansion = 4
+    last_norm = 'bn3'
 
     def __init__(self,
                  inplanes,
@@ -346,6 +562,77 @@ class SCBottleneck(BaseModule):
         return self.relu(out)
 
 
+class SCBasicBlock(BaseModule):
+    """SCNet-18/34's block: ResNet's basic block with both 3x3 convs made
+    :class:`SelfCalibratedConv2d` (conv -> norm -> ReLU -> conv -> norm,
+    plus the shortcut). Beyond the authors' release, which has bottlenecks
+    only.
+
+    Why both convs, and why the paper's channel split: the paper defines
+    self-calibration for a conv layer (split its input in two halves, K1 on
+    one, K2..K4 on the other) and the released bottleneck calibrates its one
+    3x3 conv, fed by two 1x1 projections. A basic block has no 1x1 convs to
+    project with, so the halves are the input's own channels, and each of
+    its two 3x3 convs is calibrated. With ``inplanes == planes`` each
+    calibrated conv has the plain conv's weights (plus K2's and K3's norms)
+    and about (3 + 1/r^2) / 4 of its multiply-adds; the first block of a
+    stage, whose conv1 widens, has fewer (K2/K3 keep the input width).
+
+    Args: as :class:`SCBottleneck`. ``groups`` must be 1 and ``avd`` off
+    (both belong to the bottleneck); ``base_width`` is not used.
+    """
+
+    expansion = 1
+    last_norm = 'bn2'
+
+    def __init__(self,
+                 inplanes,
+                 planes,
+                 stride=1,
+                 dilation=1,
+                 groups=1,
+                 base_width=32,
+                 avd=False,
+                 downsample=None,
+                 with_cp=False,
+                 conv_cfg=None,
+                 norm_cfg=dict(type='BN'),
+                 init_cfg=None,
+                 **calibration):
+        super().__init__(init_cfg)
+        if groups != 1 or avd:
+            raise ValueError(
+                f'SCBasicBlock takes groups=1 and avd=False (SCNet-18/34), '
+                f'got groups={groups}, avd={avd}')
+        self.with_cp = with_cp
+        self.conv1 = SelfCalibratedConv2d(
+            inplanes,
+            planes,
+            stride=stride,
+            dilation=dilation,
+            conv_cfg=conv_cfg,
+            norm_cfg=norm_cfg,
+            **calibration)
+        self.bn1 = build_norm_layer(norm_cfg, planes)[1]
+        self.conv2 = SelfCalibratedConv2d(
+            planes,
+            planes,
+            dilation=dilation,
+            conv_cfg=conv_cfg,
+            norm_cfg=norm_cfg,
+            **calibration)
+        self.bn2 = build_norm_layer(norm_cfg, planes)[1]
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def _inner_forward(self, x):
+        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        identity = x if self.downsample is None else self.downsample(x)
+        return out + identity
+
+    forward = SCBottleneck.forward
+
+
 @MODELS.register_module()
 class SCNet(BaseModule):
     """SCNet backbone, a drop-in for mmdet's ``ResNet``.
@@ -356,7 +643,9 @@ class SCNet(BaseModule):
     for code that builds necks and heads.
 
     Args:
-        depth (int): 50, 101 or 152.
+        depth (int): 50, 101 or 152 (bottleneck, released), or 18 or 34
+            (:class:`SCBasicBlock`, beyond the release: no released
+            weights, train from scratch).
         in_channels (int): Input image channels. Default: 3.
         stem_channels (int, optional): Stem output channels. Default:
             ``base_channels``.
@@ -376,7 +665,8 @@ class SCNet(BaseModule):
             block of stages 2-4 (v1d).
         groups (int): Cardinality (SCNeXt). base_width (int): see
             :class:`SCBottleneck`. Widths that leave a branch with no
-            channel are refused.
+            channel are refused. Bottleneck depths only: SCNet-18/34 takes
+            groups=1, the default base_width and no avd.
         pooling_r, pooling_type, with_identity, upsample_mode: see
             :class:`SCConv`.
         contract_dilation (bool): Halve the dilation of the first block of a
@@ -412,8 +702,13 @@ class SCNet(BaseModule):
         (1, 2048, 7, 7)
     """
 
-    arch_settings = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
-    block = SCBottleneck
+    arch_settings = {
+        18: (SCBasicBlock, (2, 2, 2, 2)),
+        34: (SCBasicBlock, (3, 4, 6, 3)),
+        50: (SCBottleneck, (3, 4, 6, 3)),
+        101: (SCBottleneck, (3, 4, 23, 3)),
+        152: (SCBottleneck, (3, 8, 36, 3))
+    }
 
     def __init__(self,
                  depth,
@@ -472,8 +767,12 @@ class SCNet(BaseModule):
                 f'frozen_stages must be in [-1, {num_stages}], got '
                 f'{frozen_stages!r}')
         _choice('style', style, ('pytorch', ))
+        self.block, stage_blocks = self.arch_settings[depth]
         _check_widths(depth, base_channels, base_width, groups, stem_channels
                       or base_channels, deep_stem)
+        if self.block is SCBasicBlock:
+            _check_basic(depth, base_channels, stem_channels or base_channels,
+                         groups, base_width, avd)
         if pretrained is not None:
             if init_cfg is not None:
                 raise ValueError(
@@ -497,7 +796,9 @@ class SCNet(BaseModule):
             # touch loaded weights.
             if zero_init_residual:
                 block_init_cfg = dict(
-                    type='Constant', val=0, override=dict(name='bn3'))
+                    type='Constant',
+                    val=0,
+                    override=dict(name=self.block.last_norm))
 
         self.depth = depth
         self.in_channels = in_channels
@@ -513,7 +814,7 @@ class SCNet(BaseModule):
         inplanes = self.stem_channels
         self.res_layers = []
         stage_channels, stage_strides, reduction = [], [], 4
-        for i, num_blocks in enumerate(self.arch_settings[depth][:num_stages]):
+        for i, num_blocks in enumerate(stage_blocks[:num_stages]):
             planes = base_channels * 2**i
             layer = self._make_layer(
                 inplanes,
@@ -683,6 +984,12 @@ class SCNetV1d(SCNet):
     """
 
     def __init__(self, depth, stem_channels=None, **kwargs):
+        if self.arch_settings.get(depth, (SCBottleneck, ))[0] is not \
+                SCBottleneck:
+            raise ValueError(
+                f'SCNetV1d is the released bottleneck network (depth 50, '
+                f'101 or 152), got depth={depth}: for SCNet-{depth} use '
+                'SCNet, which takes deep_stem and avg_down too')
         for key in ('deep_stem', 'avg_down', 'avd'):
             if not kwargs.pop(key, True):
                 raise ValueError(

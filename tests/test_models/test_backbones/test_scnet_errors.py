@@ -9,7 +9,15 @@ from mmscnet.models import SCConv, SCNet, SCNetV1d
 @pytest.mark.parametrize(
     'kwargs,match',
     [
-        (dict(depth=34), r'depth must be one of \(50, 101, 152\), got 34'),
+        (dict(depth=42),
+         r'depth must be one of \(18, 34, 50, 101, 152\), got 42'),
+        (dict(depth=18, groups=32), r'SCNet-18 has basic blocks: leave them '
+         r'at groups=1, base_width=32, avd=False, got 32, 32, False'),
+        (dict(depth=34, base_width=4), r'got 1, 4, False'),
+        (dict(depth=18, avd=True), r'got 1, 32, True'),
+        (dict(depth=18, base_channels=33),
+         r'SCNet-18 splits .* base_channels must be even, got 33'),
+        (dict(depth=34, stem_channels=31), r'stem_channels must be even'),
         (dict(depth=50, out_indices=(0, 4)),
          r'out_indices .*within \[0, 3\].*got \(0, 4\)'),
         (dict(depth=50, out_indices=(-1, )), r'out_indices'),
@@ -67,6 +75,12 @@ def test_bad_scconv_arguments():
         SCConv(8, pooling_r=-1)
     with pytest.raises(ValueError, match='pooling_type must be one of'):
         SCConv(8, pooling_type='min')
+
+
+def test_v1d_is_for_the_bottleneck_depths():
+    with pytest.raises(ValueError, match=r'SCNetV1d is the released bottleneck'
+                       r' network .*got depth=18: for SCNet-18 use SCNet'):
+        SCNetV1d(depth=18)
 
 
 def test_v1d_refuses_turning_off_its_parts():

@@ -17,7 +17,8 @@ def backbone_summary(cfg, hw=(224, 224), registry='mmdet'):
     from mmengine.logging import MMLogger
 
     models = import_module(f'{registry}.registry').MODELS
-    model = models.build(cfg).eval()
+    model = models.build(cfg)
+    model.eval()  # some backbones' train() returns None (mmpretrain ResNet)
     x = torch.zeros(1, 3, *hw)
     with torch.no_grad():
         stages = [tuple(o.shape) for o in model(x)]

@@ -99,18 +99,19 @@ TWIN_KEYS = re.compile(r'model\.backbone\.(depth|init_cfg\.checkpoint)'
 
 
 def scnet50_twin(config):
-    """The SCNet-50 config of the same folder, recipe and dataset as an
-    SCNet-101 config (batch sizes may differ), or None."""
+    """The SCNet-50 (SCNeXt-50) config of the same folder, recipe and dataset
+    as an SCNet-101 (SCNeXt-101) config (batch sizes may differ), or None."""
 
     def recipe(path):
-        name = os.path.basename(path).replace('scnet101', 'scnet50')
+        name = re.sub(r'sc(net|next)101', r'sc\g<1>50', os.path.basename(path))
         return re.sub(r'\d+xb\d+', 'NxbM', name)
 
-    if 'scnet101' not in os.path.basename(config):
+    deep = re.search(r'sc(net|next)101', os.path.basename(config))
+    if not deep:
         return None
     twins = [
         str(p) for p in Path(config).parent.glob('*.py')
-        if 'scnet50' in p.name and recipe(p) == recipe(config)
+        if f'sc{deep[1]}50' in p.name and recipe(p) == recipe(config)
     ]
     return twins[0] if len(twins) == 1 else None
 

@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export VENV
 
-.PHONY: setup demo demo-pose test test-quick lint
+.PHONY: setup demo demo-pose demo-cls test test-quick lint
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: setup.py tools/setup_env.sh
@@ -17,6 +17,9 @@ demo: setup
 
 demo-pose: setup
 	PY=$(PY) ./tools/demo.sh pose
+
+demo-cls: setup
+	PY=$(PY) ./tools/demo.sh cls
 
 test: setup
 	$(PY) -m pytest tests -q -rs --durations=30

@@ -23,8 +23,9 @@ checkpoint_io.register()
 # distribution's location is site-packages, where no mmscnet/ folder exists).
 _config_utils.MODULE2PACKAGE.setdefault('mmscnet', 'mmscnet.version')
 
-# `mmscnet.convert_to_self_calibrated(model)` and `mmscnet.SelfCalibratedConv2d`
-# for users' own networks, imported on first use to keep `import mmscnet` light.
+# mmscnet.convert_to_self_calibrated(model) and mmscnet.SelfCalibratedConv2d,
+# for users' own networks: imported on first use, so `import mmscnet` stays
+# light.
 _MODEL_NAMES = ('convert_to_self_calibrated', 'SelfCalibratedConv2d')
 
 

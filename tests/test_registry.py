@@ -63,8 +63,8 @@ BUILD_ARGS = {
         'SCNetV1d': dict(depth=50),
         'SelfCalibratedConv2d': dict(in_channels=8, out_channels=8),
         # The conv factory build_conv_layer calls: an eligible 3x3 conv.
-        'SCConv2d': dict(in_channels=8, out_channels=8, kernel_size=3,
-                         padding=1)
+        'SCConv2d':
+        dict(in_channels=8, out_channels=8, kernel_size=3, padding=1)
     },
     'transform': {
         'LoadImageFromFile': {}

@@ -195,8 +195,7 @@ def test_scnet101_configs_differ_from_their_twin_in_depth_only():
     from conftest import TWIN_KEYS, scnet50_twin, trained_configs
     configs = sorted(glob.glob(str(REPO / 'configs/*/*.py')))
     deep = [
-        c for c in configs
-        if re.search(r'sc(net|next)101', osp.basename(c))
+        c for c in configs if re.search(r'sc(net|next)101', osp.basename(c))
         and scnet50_twin(c) is not None
     ]
     left_out = sorted(set(configs) - set(trained_configs(configs)))

@@ -173,8 +173,8 @@ def test_conv_cfg_swap_trains_a_self_calibrated_mmpretrain_resnet18(
                                 for i in range(1, 5) for b in range(2)
                                 for c in (1, 2))
     assert state['backbone.conv1.weight'].shape == (64, 3, 7, 7)
-    assert state['backbone.layer2.0.downsample.0.weight'].shape == (128, 64,
-                                                                     1, 1)
+    assert state['backbone.layer2.0.downsample.0.weight'].shape == (128, 64, 1,
+                                                                    1)
 
 
 def _train_then_test(config, opts, schedule, checkpoint, show_dir, work_dir,

@@ -101,15 +101,16 @@ def test_erf_tool_random_and_checkpoint(tmp_path):
 
 @pytest.mark.downstream
 @pytest.mark.parametrize('args,rows', [
-    (['--depth', '18', '--registry', 'mmpretrain'],
-     [("{'type': 'mmscnet.SCNet', 'depth': 18}", '10,796,224', '1.47'),
-      ("{'type': 'ResNet', 'depth': 18, 'out_indices': (0, 1, 2, 3)}",
-       '11,176,512', '1.82')]),
-    (['--groups', '32', '--base-width', '2'],
-     [("{'type': 'mmscnet.SCNet', 'depth': 50, 'groups': 32, 'base_width': "
-       "2}", '22,995,008', '4.24'),
-      ("{'type': 'ResNeXt', 'depth': 50, 'out_indices': (0, 1, 2, 3), "
-       "'groups': 32, 'base_width': 4}", '22,979,904', '4.26')]),
+    (['--depth', '18', '--registry', 'mmpretrain'
+      ], [("{'type': 'mmscnet.SCNet', 'depth': 18}", '10,796,224', '1.47'),
+          ("{'type': 'ResNet', 'depth': 18, 'out_indices': (0, 1, 2, 3)}",
+           '11,176,512', '1.82')]),
+    (['--groups', '32', '--base-width', '2'], [
+        ("{'type': 'mmscnet.SCNet', 'depth': 50, 'groups': 32, 'base_width': "
+         "2}", '22,995,008', '4.24'),
+        ("{'type': 'ResNeXt', 'depth': 50, 'out_indices': (0, 1, 2, 3), "
+         "'groups': 32, 'base_width': 4}", '22,979,904', '4.26')
+    ]),
 ])
 def test_backbone_summary_compares_with_resnet(args, rows):
     res = run_tool(['tools/analysis_tools/backbone_summary.py', '--compare'] +
@@ -119,5 +120,6 @@ def test_backbone_summary_compares_with_resnet(args, rows):
         r'^(\{.*\}) built by .*\n(?:  stage .*\n){4}  parameters: (.*)\n'
         r'  FLOPs \(multiply-adds\): (.*) G$', res.stdout, re.M)
     assert found == rows
-    assert re.search(r'^mmscnet.SCNet / ResNe\w+: parameters \d\.\d{3}x, '
-                     r'FLOPs 0\.\d{3}x$', res.stdout, re.M), res.stdout
+    assert re.search(
+        r'^mmscnet.SCNet / ResNe\w+: parameters \d\.\d{3}x, '
+        r'FLOPs 0\.\d{3}x$', res.stdout, re.M), res.stdout

@@ -2,11 +2,11 @@
 its stage shapes, parameter count and FLOPs; with --compare, beside the
 library's own ResNet (or ResNeXt, with --groups) of the same depth and width.
 
-    python tools/analysis_tools/backbone_summary.py            # SCNet-50, mmdet
+    python tools/analysis_tools/backbone_summary.py         # SCNet-50, mmdet
     python tools/analysis_tools/backbone_summary.py --type mmscnet.SCNetV1d
     python tools/analysis_tools/backbone_summary.py --depth 18 --compare
-    python tools/analysis_tools/backbone_summary.py --groups 32 --base-width 2 \
-        --compare                      # SCNeXt-50 (32x4d) against ResNeXt-50
+    python tools/analysis_tools/backbone_summary.py --groups 32 \\
+        --base-width 2 --compare      # SCNeXt-50 (32x4d) against ResNeXt-50
 """
 import argparse
 
@@ -65,8 +65,7 @@ def main(argv=None):
     if args.compare:
         other = baseline(args)
         rows.append(
-            (other, backbone_summary(other, tuple(args.shape),
-                                     args.registry)))
+            (other, backbone_summary(other, tuple(args.shape), args.registry)))
     for c, s in rows:
         print(f'{c} built by {args.registry}.registry.MODELS, input '
               f'1x3x{args.shape[0]}x{args.shape[1]}')

@@ -96,8 +96,7 @@ def _check_widths(depth, base_channels, base_width, groups, stem_channels,
             'base_channels or base_width (released: 64 and 32)')
 
 
-def _check_basic(depth, base_channels, stem_channels, groups, base_width,
-                 avd):
+def _check_basic(depth, base_channels, stem_channels, groups, base_width, avd):
     if groups != 1 or base_width != 32 or avd:
         raise ValueError(
             f'groups, base_width and avd shape the bottleneck (depth 50, 101, '
@@ -252,8 +251,13 @@ def _pair(v):
     return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
 
 
-def calibration_problem(in_channels, out_channels, kernel_size, padding,
-                        dilation, groups, padding_mode='zeros'):
+def calibration_problem(in_channels,
+                        out_channels,
+                        kernel_size,
+                        padding,
+                        dilation,
+                        groups,
+                        padding_mode='zeros'):
     """Why a conv cannot become a :class:`SelfCalibratedConv2d`, or None if
     it can. The rule: a 3x3 conv padded by its dilation (its output keeps
     the input's size at stride 1, which the gate's ``X2 + Up(K2(T))``
@@ -269,7 +273,7 @@ def calibration_problem(in_channels, out_channels, kernel_size, padding,
     if padding_mode != 'zeros':
         return f"padding_mode is {padding_mode!r}, not 'zeros'"
     for name, width in (('in_channels', in_channels), ('out_channels',
-                                                        out_channels)):
+                                                       out_channels)):
         if width < 2 or width % 2 or (width // 2) % groups:
             return (f'{name}={width} does not split in two halves of a '
                     f'multiple of groups={groups} channels (needs an even '
@@ -340,8 +344,8 @@ class SelfCalibratedConv2d(nn.Module):
             raise ValueError(
                 f'SelfCalibratedConv2d({in_channels}, {out_channels}): '
                 f'{problem}')
-        if conv_cfg is not None and str(conv_cfg.get('type', '')).endswith(
-            ('SCConv2d', 'SelfCalibratedConv2d')):
+        inner = str((conv_cfg or {}).get('type', ''))
+        if inner.endswith(('SCConv2d', 'SelfCalibratedConv2d')):
             raise ValueError('conv_cfg gives the type of K1..K4; they cannot '
                              'be self-calibrated again')
         # What ConvModule and other hosts read off their conv.

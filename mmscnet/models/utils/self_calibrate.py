@@ -1,8 +1,7 @@
 """Make any torch network self-calibrated, for training from scratch."""
 import torch.nn as nn
 
-from ..backbones.scnet import (SCConv, SelfCalibratedConv2d,
-                               calibration_problem)
+from ..backbones.scnet import SCConv, SelfCalibratedConv2d, calibration_problem
 
 
 def convert_to_self_calibrated(model, **calibration):

@@ -78,8 +78,10 @@ def test_bad_scconv_arguments():
 
 
 def test_v1d_is_for_the_bottleneck_depths():
-    with pytest.raises(ValueError, match=r'SCNetV1d is the released bottleneck'
-                       r' network .*got depth=18: for SCNet-18 use SCNet'):
+    with pytest.raises(
+            ValueError,
+            match=r'SCNetV1d is the released bottleneck'
+            r' network .*got depth=18: for SCNet-18 use SCNet'):
         SCNetV1d(depth=18)
 
 

@@ -21,8 +21,8 @@ def n_calibrated(module):
 
 
 def _bn(x, bn):
-    return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight,
-                        bn.bias, False, 0.0, bn.eps)
+    return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias,
+                        False, 0.0, bn.eps)
 
 
 def _randomise(module):
@@ -49,7 +49,11 @@ def test_equations_of_the_channel_split(cin, cout, stride, dilation, groups):
     module's own weights, X1/X2 the two halves of the input's channels."""
     m = _randomise(
         SelfCalibratedConv2d(
-            cin, cout, stride=stride, dilation=dilation, groups=groups,
+            cin,
+            cout,
+            stride=stride,
+            dilation=dilation,
+            groups=groups,
             bias=True))
     x = torch.randn(2, cin, 13, 10)
     x1, x2 = x[:, :cin // 2], x[:, cin // 2:]
@@ -78,13 +82,13 @@ def test_it_has_the_weights_of_the_conv_it_replaces():
         sc = SelfCalibratedConv2d(64, 64, groups=groups)
         convs = sum(p.numel() for n, p in sc.named_parameters()
                     if p.dim() == 4)
-        assert convs == n_params(nn.Conv2d(64, 64, 3, groups=groups,
-                                           bias=False))
+        assert convs == n_params(
+            nn.Conv2d(64, 64, 3, groups=groups, bias=False))
         assert n_params(sc) - convs == 2 * 2 * 32  # two BNs of 32 channels
     wide = SelfCalibratedConv2d(64, 128, stride=2)
-    assert [tuple(p.shape) for n, p in wide.named_parameters()
-            if p.dim() == 4] == [(64, 32, 3, 3), (32, 32, 3, 3),
-                                 (32, 32, 3, 3), (64, 32, 3, 3)]
+    assert [
+        tuple(p.shape) for n, p in wide.named_parameters() if p.dim() == 4
+    ] == [(64, 32, 3, 3), (32, 32, 3, 3), (32, 32, 3, 3), (64, 32, 3, 3)]
 
 
 def test_attributes_a_host_reads_and_conv_module():
@@ -118,14 +122,14 @@ def test_attributes_a_host_reads_and_conv_module():
     (dict(in_channels=8, out_channels=8, groups=8),
      r'in_channels=8 does not split in two halves of a multiple of '
      r'groups=8'),
-    (dict(in_channels=8, out_channels=8, kernel_size=5),
-     r'kernel_size is 5, not 3'),
-    (dict(in_channels=8, out_channels=8, padding=0),
-     r'padding 0 is not its dilation 1'),
-    (dict(in_channels=8, out_channels=8, padding_mode='reflect'),
-     r"padding_mode is 'reflect'"),
     (dict(in_channels=8, out_channels=8,
-          conv_cfg=dict(type='mmscnet.SCConv2d')),
+          kernel_size=5), r'kernel_size is 5, not 3'),
+    (dict(in_channels=8, out_channels=8,
+          padding=0), r'padding 0 is not its dilation 1'),
+    (dict(in_channels=8, out_channels=8,
+          padding_mode='reflect'), r"padding_mode is 'reflect'"),
+    (dict(
+        in_channels=8, out_channels=8, conv_cfg=dict(type='mmscnet.SCConv2d')),
      r'cannot be self-calibrated again'),
     (dict(in_channels=8, out_channels=8, pooling_r=0), r'pooling_r must be'),
 ])
@@ -227,8 +231,8 @@ def test_scnet18_34_structure(depth, blocks):
     found = [m for m in net.modules() if isinstance(m, SCBasicBlock)]
     assert len(found) == blocks and n_calibrated(net) == 2 * blocks
     outs = net.eval()(torch.randn(1, 3, 97, 131))
-    assert [tuple(o.shape[-2:]) for o in outs] == [(25, 33), (13, 17),
-                                                    (7, 9), (4, 5)]
+    assert [tuple(o.shape[-2:]) for o in outs] == [(25, 33), (13, 17), (7, 9),
+                                                   (4, 5)]
 
 
 def test_scnet18_block_is_resnets_with_calibrated_convs():
@@ -245,8 +249,8 @@ def test_scnet18_block_is_resnets_with_calibrated_convs():
     with torch.no_grad():
         out = block.conv2(F.relu(_bn(block.conv1(x), block.bn1)))
         expected = F.relu(
-            _bn(out, block.bn2) + _bn(block.downsample[0](x),
-                                      block.downsample[1]))
+            _bn(out, block.bn2) +
+            _bn(block.downsample[0](x), block.downsample[1]))
         torch.testing.assert_close(block(x), expected)
 
 
@@ -275,11 +279,11 @@ def test_scnet18_34_flops_against_resnet():
     fewer parameters (the widening convs' K2/K3 keep the input width)."""
     from mmscnet.utils.analysis import backbone_summary
     for depth in (18, 34):
-        sc = backbone_summary(dict(type='mmscnet.SCNet', depth=depth),
-                              (224, 224), 'mmpretrain')
-        rn = backbone_summary(dict(type='ResNet', depth=depth,
-                                   out_indices=(0, 1, 2, 3)), (224, 224),
-                              'mmpretrain')
+        sc = backbone_summary(
+            dict(type='mmscnet.SCNet', depth=depth), (224, 224), 'mmpretrain')
+        rn = backbone_summary(
+            dict(type='ResNet', depth=depth, out_indices=(0, 1, 2, 3)),
+            (224, 224), 'mmpretrain')
         assert sc['stages'] == rn['stages']
         assert 0.7 * rn['flops'] < sc['flops'] < rn['flops']
         assert 0.9 * rn['params'] < sc['params'] < rn['params']

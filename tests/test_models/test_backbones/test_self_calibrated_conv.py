@@ -287,3 +287,23 @@ def test_scnet18_34_flops_against_resnet():
         assert sc['stages'] == rn['stages']
         assert 0.7 * rn['flops'] < sc['flops'] < rn['flops']
         assert 0.9 * rn['params'] < sc['params'] < rn['params']
+
+
+def test_deploy_mode_keeps_scnet18_and_folds_only_true_pairs():
+    """mmcv's fuse_conv_bn pairs a BN with the nn.Conv2d before it. A basic
+    block's bn1/bn2 follow a SelfCalibratedConv2d (two convs' outputs
+    concatenated), so they must stay; K2's and K3's norms fold."""
+    from mmscnet.deploy import optimize, unfused_batchnorms
+    net = _randomise(SCNet(depth=18))
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = net(x)
+        optimize(net, channels_last=False)
+        got = net(x)
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    # The stem's and the shortcuts' BNs folded; the 8 blocks' bn1 and bn2
+    # left; nothing inside the calibrated convs left.
+    assert sorted(unfused_batchnorms(net)) == sorted(
+        f'layer{i}.{b}.bn{n}' for i in range(1, 5) for b in range(2)
+        for n in (1, 2))

@@ -130,5 +130,5 @@ def test_installed_wheel_resolves_mmscnet_base_and_model_index(
     mim = target / 'mmscnet' / '.mim'
     index = load(str(mim / 'model-index.yml'))
     assert index.check(silent=True) == []
-    assert len(index.models) == 35
+    assert len(index.models) == 41
     assert all((mim / m.config).is_file() for m in index.models)

@@ -304,6 +304,7 @@ def test_deploy_mode_keeps_scnet18_and_folds_only_true_pairs():
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
     # The stem's and the shortcuts' BNs folded; the 8 blocks' bn1 and bn2
     # left; nothing inside the calibrated convs left.
-    assert sorted(unfused_batchnorms(net)) == sorted(
-        f'layer{i}.{b}.bn{n}' for i in range(1, 5) for b in range(2)
-        for n in (1, 2))
+    assert sorted(unfused_batchnorms(net)) == sorted(f'layer{i}.{b}.bn{n}'
+                                                     for i in range(1, 5)
+                                                     for b in range(2)
+                                                     for n in (1, 2))

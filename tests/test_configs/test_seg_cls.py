@@ -127,12 +127,9 @@ def test_segmentation_config_trains_one_iteration_and_validates(
     assert _val_ran(tmp_path)
 
 
-@pytest.mark.parametrize(
-    'config',
-    trained_configs(CLS_CONFIGS),
-    ids=[osp.basename(c) for c in trained_configs(CLS_CONFIGS)])
-def test_classification_config_trains_one_iteration_and_validates(
-        config, toy_cls, tmp_path):
+def _train_one_iteration(config, toy_cls, work_dir):
+    """tools/train.py (in this process) for one iteration of 2 toy images,
+    then validation."""
     opts = cls_options(config, toy_cls)
     opts.update({
         'train_cfg.max_epochs': 1,
@@ -140,8 +137,17 @@ def test_classification_config_trains_one_iteration_and_validates(
         'train_dataloader.dataset.indices': 2,
         'train_dataloader.batch_size': 2
     })
-    train_tool.main([config, '--work-dir', str(tmp_path)] +
+    train_tool.main([config, '--work-dir', str(work_dir)] +
                     cfg_options_argv(opts))
+
+
+@pytest.mark.parametrize(
+    'config',
+    trained_configs(CLS_CONFIGS),
+    ids=[osp.basename(c) for c in trained_configs(CLS_CONFIGS)])
+def test_classification_config_trains_one_iteration_and_validates(
+        config, toy_cls, tmp_path):
+    _train_one_iteration(config, toy_cls, tmp_path)
     assert (tmp_path / 'epoch_1.pth').is_file()
     assert _val_ran(tmp_path)
 
@@ -154,15 +160,7 @@ def test_conv_cfg_swap_trains_a_self_calibrated_mmpretrain_resnet18(
     convs self-calibrated (counted in the checkpoint) and the rest plain."""
     config = str(REPO / 'configs/classification/'
                  'resnet18-scconv2d_8xb32_in1k.py')
-    opts = cls_options(config, toy_cls)
-    opts.update({
-        'train_cfg.max_epochs': 1,
-        'train_cfg.val_interval': 1,
-        'train_dataloader.dataset.indices': 2,
-        'train_dataloader.batch_size': 2
-    })
-    train_tool.main([config, '--work-dir', str(tmp_path)] +
-                    cfg_options_argv(opts))
+    _train_one_iteration(config, toy_cls, tmp_path)
     assert _val_ran(tmp_path)
     state = torch.load(
         tmp_path / 'epoch_1.pth', map_location='cpu',

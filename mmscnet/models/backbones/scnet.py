@@ -242,7 +242,12 @@ class SCConv(nn.Module):
         else:
             x_prime = F.interpolate(
                 self.k2(x2), size, mode='bilinear', align_corners=False)
-        gate = torch.sigmoid(x2 + x_prime if self.with_identity else x_prime)
+        # In place: x_prime is Up's fresh output, which no backward needs, and
+        # sigmoid's backward reads its own result. Fresh full-size tensors
+        # cost page faults on CPUs (tools/README.md, "Speed"); same values.
+        if self.with_identity:
+            x_prime += x2
+        gate = x_prime.sigmoid_()
         y_prime = self.k3(x2) * gate
         return self.k4(y_prime)
 
@@ -556,7 +561,8 @@ class SCBottleneck(BaseModule):
             y1, y2 = self.avd_layer(y1), self.avd_layer(y2)
         out = self.bn3(self.conv3(torch.cat([y1, y2], dim=1)))
         identity = x if self.downsample is None else self.downsample(x)
-        return out + identity
+        out += identity  # in place, as mmdet's ResNet: no fresh tensor
+        return out
 
     def forward(self, x):
         if self.with_cp and x.requires_grad:
@@ -632,7 +638,8 @@ class SCBasicBlock(BaseModule):
     def _inner_forward(self, x):
         out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
         identity = x if self.downsample is None else self.downsample(x)
-        return out + identity
+        out += identity
+        return out
 
     forward = SCBottleneck.forward
 

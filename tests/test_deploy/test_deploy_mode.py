@@ -310,6 +310,8 @@ def test_benchmark_smoke(tmp_path, capsys):
         assert case in names
     assert 'train fp32 SCNet-50 / train fp32 ResNet-50' in out['ratios']
     assert 'openvino fp32 SCNet-50 / infer fp32 SCNet-50' in out['ratios']
+    assert ('train fp32 SCNet-50 NHWC input / train fp32 ResNet-50 '
+            'channels_last') in out['ratios']
     mem = out['memory']
     assert mem['SCNet-50 with_cp'] < mem['SCNet-50'] and mem['ResNet-50'] > 0
     assert (tmp_path / 'b.json').stat().st_size > 0

@@ -139,8 +139,11 @@ def backbone_cases(args, x):
         cases[f'infer {prec} {rn}'] = bm.inference(resnet, x, prec)
         pairs.append((f'infer {prec} {sc}', f'infer {prec} {rn}'))
     if args.channels_last:
-        # SCNet(channels_last=True) against mmdet's ResNet as it is, and as
-        # both in NHWC.
+        # SCNet(channels_last=True) takes and returns NCHW (so mmdet's heads
+        # get what they expect) and pays two layout conversions for it;
+        # against mmdet's ResNet as it is, and as both fed an NHWC batch.
+        # The NHWC pair gives each backbone the same treatment: unchanged
+        # model, NHWC input, NHWC outputs.
         x_cl = x.contiguous(memory_format=torch.channels_last)
         sc_cl = bm.clone_with(scnet, channels_last=True)
         for kind in ('train', 'infer'):
@@ -149,10 +152,12 @@ def backbone_cases(args, x):
             make = bm.train_step if kind == 'train' else bm.inference
             a = f'{kind} fp32 {sc} channels_last'
             b = f'{kind} fp32 {rn} channels_last'
+            c = f'{kind} fp32 {sc} NHWC input'
             cases[a] = make(copy.deepcopy(sc_cl), x, 'fp32')
             cases[b] = make(copy.deepcopy(resnet), x_cl, 'fp32')
+            cases[c] = make(copy.deepcopy(scnet), x_cl, 'fp32')
             pairs += [(a, f'{kind} fp32 {rn}'), (a, b),
-                      (a, f'{kind} fp32 {sc}')]
+                      (a, f'{kind} fp32 {sc}'), (c, b)]
     if not args.no_deploy:
         for prec in ('fp32', 'bf16'):
             name = f'deploy {prec} {sc}'

@@ -529,9 +529,11 @@ class SCBottleneck(BaseModule):
         backward one GEMM and one gradient for X instead of two summed (equal
         within fp32 rounding). Everywhere else they run apart, as the authors'
         code runs them, so inference is bit-identical with it (stacking is no
-        faster there: tools/README.md, "Speed"). They also run apart on NHWC
-        input (the halves would be strided badly for BN), for convs of another
-        type or geometry, with hooks (each must run as itself), and once BN is
+        faster there: tools/README.md, "Speed"). The two halves of the stacked
+        output are channel slices, strided views that BN's kernels handle
+        slower than one copy of each into the input's layout (NCHW or NHWC).
+        They run apart for convs of another type or geometry, with hooks
+        (each must run as itself), on input in neither layout, and once BN is
         folded into them (deploy mode: the in-place ReLU would then write into
         the shared output)."""
         a, b = self.conv1_a, self.conv1_b
@@ -540,7 +542,12 @@ class SCBottleneck(BaseModule):
         records_grad = torch.is_grad_enabled() and (x.requires_grad
                                                     or a.weight.requires_grad
                                                     or b.weight.requires_grad)
-        if (records_grad and x.is_contiguous() and type(a) is nn.Conv2d
+        layout = None
+        if records_grad:
+            layout = torch.contiguous_format if x.is_contiguous() else \
+                torch.channels_last if x.is_contiguous(
+                    memory_format=torch.channels_last) else None
+        if (layout is not None and type(a) is nn.Conv2d
                 and type(b) is nn.Conv2d and a.bias is None and b.bias is None
                 and a.groups == b.groups == 1
                 and geometry == (b.kernel_size, b.stride, b.padding,
@@ -550,7 +557,12 @@ class SCBottleneck(BaseModule):
                          or b._forward_hooks or b._forward_pre_hooks)):
             out = F.conv2d(x, torch.cat([a.weight, b.weight]), None, a.stride,
                            a.padding, a.dilation)
-            return out.split([a.out_channels, b.out_channels], dim=1)
+            halves = out.split([a.out_channels, b.out_channels], dim=1)
+            if torch.compiler.is_compiling():
+                # Traced graphs (compile, export) lay out their own kernels;
+                # a copy's contiguity check would pin symbolic shapes there.
+                return halves
+            return tuple(h.contiguous(memory_format=layout) for h in halves)
         return a(x), b(x)
 
     def _inner_forward(self, x):

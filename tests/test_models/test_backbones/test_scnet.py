@@ -282,7 +282,8 @@ def test_with_cp_gives_same_outputs_and_gradients():
 
 
 def test_stacked_conv1_ab_equals_the_two_convs(monkeypatch):
-    """conv1_a and conv1_b run as one stacked conv on NCHW input; outputs,
+    """conv1_a and conv1_b run as one stacked conv in training, on NCHW or
+    NHWC input; outputs,
     gradients and BN statistics equal the two convs run apart (forced here by
     a no-op hook, one of the conditions that keep them apart). In float64, so
     that the comparison sees the function and not fp32 summation order."""
@@ -320,18 +321,25 @@ def test_stacked_conv1_ab_equals_the_two_convs(monkeypatch):
         assert rel_diff(p.grad, q.grad) <= 1e-9, name
     for (name, p), q in zip(stacked.named_buffers(), apart.buffers()):
         assert rel_diff(p.double(), q.double()) <= 1e-9, name
-    # NHWC input runs the two convs apart (a gradient recorded, so only the
-    # layout keeps them apart), and computes the same.
-    stacked.eval()
+    # NHWC input stacks too, with the same outputs and gradients. In both
+    # layouts the halves reach BN as contiguous tensors of the input's
+    # layout, not as strided channel slices.
+    seen = []
+    stacked.layer1[0].bn1_a.register_forward_pre_hook(
+        lambda m, args: seen.append(args[0]))
+    stacked.zero_grad(set_to_none=True)
     calls.clear()
     nhwc = stacked(x.contiguous(memory_format=torch.channels_last))
-    assert stacked.layer1[0].conv1_a in calls and stacked.layer1[
-        0].conv1_b in calls
-    calls.clear()
-    nchw = stacked(x)
+    sum(o.square().mean() for o in nhwc).backward()
     assert stacked.layer1[0].conv1_a not in calls
-    for a, b in zip(nhwc, nchw):
-        assert rel_diff(a.detach(), b.detach()) <= 1e-9
+    assert seen[-1].is_contiguous(memory_format=torch.channels_last)
+    for a, b in zip(nhwc, outs['apart']):
+        assert rel_diff(a, b) <= 1e-9
+    for (name, p), q in zip(stacked.named_parameters(), apart.parameters()):
+        assert rel_diff(p.grad, q.grad) <= 1e-9, name
+    stacked(x)
+    assert seen[-1].is_contiguous()
+    stacked.eval()
     # With no gradient recorded (inference) they run apart, as the authors'
     # code.
     for context in (torch.no_grad(), torch.inference_mode()):

@@ -73,8 +73,8 @@ def parse_args(argv=None):
     p.add_argument(
         '--channels-last',
         action='store_true',
-        help='also SCNet(channels_last=True), and ResNet on a channels-last '
-        'input')
+        help='also SCNet(channels_last=True), and SCNet and ResNet each fed '
+        'a channels-last input')
     p.add_argument(
         '--no-deploy', action='store_true', help='skip the deploy-mode rows')
     p.add_argument(

@@ -27,6 +27,7 @@ Module and parameter names follow the authors' release
 their ImageNet checkpoints load through ``init_cfg=dict(type='Pretrained')``
 with no conversion.
 """
+import sys
 import warnings
 
 import torch
@@ -51,6 +52,15 @@ def _exporting():
     is_exporting = getattr(torch.compiler, 'is_exporting', None)  # torch>=2.3
     return torch.onnx.is_in_onnx_export() or bool(is_exporting
                                                   and is_exporting())
+
+
+def _compiling():
+    """Traced by torch.compile or torch.export."""
+    is_compiling = getattr(torch.compiler, 'is_compiling', None)  # torch>=2.3
+    if is_compiling is None:  # older torch: dynamo traces once imported
+        is_compiling = getattr(
+            sys.modules.get('torch._dynamo'), 'is_compiling', None)
+    return bool(is_compiling and is_compiling())
 
 
 def _choice(name, value, accepted):
@@ -558,7 +568,7 @@ class SCBottleneck(BaseModule):
             out = F.conv2d(x, torch.cat([a.weight, b.weight]), None, a.stride,
                            a.padding, a.dilation)
             halves = out.split([a.out_channels, b.out_channels], dim=1)
-            if torch.compiler.is_compiling():
+            if _compiling():
                 # Traced graphs (compile, export) lay out their own kernels;
                 # a copy's contiguity check would pin symbolic shapes there.
                 return halves

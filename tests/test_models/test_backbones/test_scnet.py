@@ -283,10 +283,10 @@ def test_with_cp_gives_same_outputs_and_gradients():
 
 def test_stacked_conv1_ab_equals_the_two_convs(monkeypatch):
     """conv1_a and conv1_b run as one stacked conv in training, on NCHW or
-    NHWC input; outputs,
-    gradients and BN statistics equal the two convs run apart (forced here by
-    a no-op hook, one of the conditions that keep them apart). In float64, so
-    that the comparison sees the function and not fp32 summation order."""
+    NHWC input; outputs, gradients and BN statistics equal the two convs run
+    apart (forced here by a no-op hook, one of the conditions that keep them
+    apart). In float64, so that the comparison sees the function and not fp32
+    summation order."""
     torch.manual_seed(0)
     stacked = SCNet(depth=50, norm_eval=False, zero_init_residual=False)
     stacked.init_weights()

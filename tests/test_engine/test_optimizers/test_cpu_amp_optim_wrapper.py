@@ -1,6 +1,7 @@
 """bf16 mixed-precision training on the CPU: tools/train.py --amp without a
 GPU, through mmscnet.CPUAmpOptimWrapper."""
 import json
+import logging
 
 import pytest
 import torch
@@ -36,6 +37,23 @@ def test_optim_context_autocasts_to_bf16_and_keeps_fp32_weights():
     assert model(x).dtype == torch.float32  # outside the context: fp32
     state = wrapper.state_dict()
     assert 'loss_scaler' not in state  # bf16 needs none
+
+
+@pytest.mark.parametrize('native', [True, False])
+def test_a_cpu_without_native_bf16_is_warned_about(monkeypatch, native):
+    """The warning, whatever CPU runs the suite: the check is stubbed to each
+    answer (the end-to-end test below sees the real one)."""
+    import mmscnet.engine.optimizers.cpu_amp_optim_wrapper as mod
+    logged = []
+    monkeypatch.setattr(mod, 'cpu_has_native_bf16', lambda: native)
+    monkeypatch.setattr(mod, 'print_log', lambda msg, **kw: logged.append(
+        (msg, kw['level'])))
+    _wrapper()
+    warnings = [m for m, level in logged if level == logging.WARNING]
+    assert bool(warnings) == (not native)
+    if not native:
+        assert 'bf16 is emulated' in warnings[0]
+        assert 'avx512_bf16 nor amx_bf16' in warnings[0]
 
 
 @pytest.mark.parametrize('dtype', ['float16', torch.float16, 'float32'])

@@ -36,9 +36,9 @@ CAPS = {
     'AVX2_VNNI': (('avx2', 'fma', 'avx_vnni'),
                   ('Intel AVX2 with Intel DL Boost', ), 'avx2', 'AVX2'),
     'AVX512_CORE': (_AVX512, ('Intel AVX-512', ), 'avx512', 'AVX512'),
-    'AVX512_CORE_VNNI': (_AVX512 + ('avx512_vnni', ),
-                         ('Intel AVX-512 with Intel DL Boost', ), 'avx512',
-                         'AVX512_E1'),
+    'AVX512_CORE_VNNI':
+    (_AVX512 + ('avx512_vnni', ), ('Intel AVX-512 with Intel DL Boost', ),
+     'avx512', 'AVX512_E1'),
     'AVX512_CORE_BF16':
     (_AVX512_BF16,
      ('Intel AVX-512 with Intel DL Boost and bfloat16 support', ), 'avx512',
@@ -129,8 +129,8 @@ def test_each_cap_takes_effect():
         names = CAPS[cap][1]
         print(f'[kernels] ONEDNN_MAX_CPU_ISA={cap}: oneDNN isa "{isa}", ATen '
               f'{aten}')
-        assert any(isa == n or isa.startswith(n + ' ') for n in names), (
-            cap, isa, names)
+        assert any(isa == n or isa.startswith(n + ' ')
+                   for n in names), (cap, isa, names)
         assert aten.lower() == CAPS[cap][2], (cap, aten)
         seen[isa] = cap
     assert len(seen) == len(TAKEN), seen

@@ -2,18 +2,20 @@
 
 Importing this package is light: torch, mmengine and mmcv only. The
 downstream libraries (mmdet, mmseg, mmpretrain) are imported where used.
+What the import changes in mmengine is listed in the README ("What importing
+mmscnet changes").
 """
 from mmengine.config import utils as _config_utils
 
 from .utils import checkpoint_io
 from .version import __version__  # noqa: F401
 
-# mmengine's own checkpoints load under PyTorch >= 2.6 with weights_only kept
-# on
-# (see mmscnet/utils/checkpoint_io.py). mmscnet is imported by every config
-# that names
-# an mmscnet.* type and by tools/, so this covers resume, load_from and test.
-checkpoint_io.register()
+# A checkpoint that mmengine wrote fails to load under torch >= 2.6
+# (weights-only by default). mmscnet is imported by every config that names
+# an mmscnet.* type, so mmdet's own tools reach this too: only where
+# mmengine's load fails that way is the file read again weights-only, with
+# mmengine's own types allowed, and logged.
+checkpoint_io.use_fallback()
 
 # `_base_ = 'mmscnet::detection/...'`: mmengine resolves `pkg::` only for the
 # packages in its MODULE2PACKAGE table, at <installed path>/.mim/configs. The
@@ -24,8 +26,8 @@ checkpoint_io.register()
 _config_utils.MODULE2PACKAGE.setdefault('mmscnet', 'mmscnet.version')
 
 # mmscnet.convert_to_self_calibrated(model) and mmscnet.SelfCalibratedConv2d,
-# for users' own networks: imported on first use, so `import mmscnet` stays
-# light.
+# for users' own networks: imported on first use, so that `import mmscnet`
+# stays light.
 _MODEL_NAMES = ('convert_to_self_calibrated', 'SelfCalibratedConv2d')
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from mmengine.config import Config, ConfigDict
 
 from mmscnet.adapters import SCOPES, get_adapter
+from mmscnet.utils import checkpoint_io
 from mmscnet.utils.config import (log_rewrites, pop_rewrites, record_rewrite,
                                   swap_types)
 
@@ -47,7 +48,9 @@ def parse_tool_args(parser, argv):
 
 
 def load_config(path, cfg_options=None, launcher='none'):
-    """Read a config file with a clear error for a missing or unknown file."""
+    """Read a config file with a clear error for a missing or unknown file.
+    From here on checkpoints load weights-only on every torch
+    (:func:`~mmscnet.utils.checkpoint_io.use_weights_only_loading`)."""
     if not osp.isfile(path):
         raise FileNotFoundError(f'config file not found: {path}')
     if osp.splitext(path)[1] not in ('.py', '.json', '.yaml', '.yml'):
@@ -63,6 +66,7 @@ def load_config(path, cfg_options=None, launcher='none'):
             f'{path}: default_scope must be one of {SCOPES} (inherit a config '
             f'of mmdet, mmseg, mmpretrain or mmpose), got {scope!r}')
     cfg.launcher = launcher
+    checkpoint_io.use_weights_only_loading()
     return cfg
 
 

@@ -1,6 +1,6 @@
-from .backbones import (SCBasicBlock, SCBottleneck, SCConv, SCNet, SCNetV1d,
-                        SelfCalibratedConv2d, calibration_problem, sc_conv2d)
-from .utils import convert_to_self_calibrated
+from .backbones import SCBottleneck, SCConv, SCNet, SCNetV1d
+from .layers import (SCBasicBlock, SelfCalibratedConv2d, calibration_problem,
+                     convert_to_self_calibrated, sc_conv2d)
 
 __all__ = [
     'SCConv', 'SCBottleneck', 'SCBasicBlock', 'SCNet', 'SCNetV1d',

@@ -1,24 +1,24 @@
 """Every checkpoint file mmscnet reads or checks goes through here.
 
-- :func:`load_from_local` / :func:`load_from_url`: mmengine's loaders for
-  local files and http(s) URLs (installed by :func:`register`), weights-only.
+- :func:`load_from_local` / :func:`load_from_url`: weights-only loading that
+  accepts the checkpoints mmengine writes.
+- :func:`use_weights_only_loading`: mmengine's loaders for local files and
+  http(s) URLs become those two; mmscnet's tools call it.
+- :func:`use_fallback`: what ``import mmscnet`` does to checkpoint loading:
+  only where mmengine's own load of a local file fails on torch's
+  weights-only check, the file is read again by :func:`load_from_local`.
 - :func:`load_state_dict_file`: a state dict for the converter tools.
 - :func:`check_complete`: is a zip checkpoint cut short (before resuming).
-- :func:`refuse_unfit_state`: SCNet's guard against weights of another
-  architecture or depth.
-- :func:`register_load_pre_hook`: a ``load_state_dict`` pre-hook on every
-  supported torch (the public method exists only from torch 2.5).
 
-Loading mmengine checkpoints under PyTorch >= 2.6, with weights_only kept on:
+Why: mmengine 0.10.7 calls ``torch.load`` without ``weights_only``. PyTorch
+>= 2.6 treats that as ``weights_only=True`` and refuses the non-tensor
+objects that mmengine itself writes into a checkpoint (the message hub's
+HistoryBuffers, which hold numpy arrays and scalars), so ``--resume``,
+``load_from`` and ``tools/test.py`` fail on mmengine's own files. On older
+PyTorch, mmengine unpickles any file, code included.
 
-mmengine 0.10.7 calls ``torch.load`` without ``weights_only``; PyTorch >= 2.6
-treats that as ``weights_only=True`` and refuses the non-tensor objects that
-mmengine itself writes into a checkpoint (the message hub's HistoryBuffers,
-which hold numpy arrays and scalars), so ``--resume``, ``load_from`` and
-``tools/test.py`` fail on mmengine's own files.
-
-Instead of switching the safety check off, :func:`load_from_local`
-allows exactly those types for the duration of one load:
+Instead of switching the safety check off, :func:`load_from_local` allows
+exactly those types for the duration of one load:
 
 - ``mmengine.logging.history_buffer.HistoryBuffer``,
 - ``numpy.ndarray``, ``numpy.dtype`` (and numpy's concrete dtype classes),
@@ -39,17 +39,16 @@ global before it is called: the restriction the Python documentation gives
 for unpickling untrusted data. What it cannot promise that PyTorch's own
 unpickler does: it is mmscnet's code rather than PyTorch's fuzzed one, and it
 limits which globals a file may name, not which pickle opcodes it may use.
-:func:`register` makes mmengine's local-file checkpoint loader use this, so
-every path that loads through mmengine (Runner resume and ``load_from``,
-``init_cfg`` Pretrained, ``mmengine.runner.load_checkpoint``) gets it.
 """
 import functools
+import os
 import os.path as osp
 import pickle
 import types
 
 import numpy as np
 import torch
+from mmengine.logging import print_log
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 
@@ -162,8 +161,8 @@ def _load(filename, map_location, mechanism):
             return torch.load(
                 filename, map_location=map_location, weights_only=True)
     # weights_only=False only hands the file to RESTRICTED_PICKLE (torch
-    # refuses
-    # a pickle_module together with weights_only=True); that does the refusing.
+    # refuses a pickle_module together with weights_only=True); that does the
+    # refusing.
     return torch.load(
         filename,
         map_location=map_location,
@@ -243,8 +242,10 @@ def load_state_dict_file(path):
     Returns the file's ``state_dict`` entry when it has one (mmengine / mmcv
     checkpoints), else the file's top-level dict.
     """
-    ckpt = CheckpointLoader.load_checkpoint(
-        path, map_location='cpu')  # a file or URL
+    if path.startswith(('http://', 'https://')):
+        ckpt = load_from_url(path, map_location='cpu')
+    else:
+        ckpt = load_from_local(path, map_location='cpu')
     if isinstance(ckpt, dict) and isinstance(ckpt.get('state_dict'), dict):
         ckpt = ckpt['state_dict']
     if not isinstance(ckpt, dict) or not all(
@@ -255,13 +256,80 @@ def load_state_dict_file(path):
     return ckpt
 
 
-def register():
-    """Route mmengine's local-file and URL checkpoint loading through
-    :func:`load_from_local` and :func:`load_from_url`."""
+def _announce(what):
+    """One log line per process and kind of change, the first time it acts."""
+    if what not in _announced:
+        _announced.add(what)
+        print_log(f'mmscnet: {what}', logger='current')
+
+
+_announced = set()
+
+
+def _strict_local(filename, map_location=None):
+    _announce('checkpoints load weights-only, with the types mmengine '
+              'writes allowed (mmscnet.utils.checkpoint_io)')
+    return load_from_local(filename, map_location)
+
+
+def _strict_url(url, map_location=None, model_dir=None):
+    _announce('checkpoints load weights-only, with the types mmengine '
+              'writes allowed (mmscnet.utils.checkpoint_io)')
+    return load_from_url(url, map_location, model_dir)
+
+
+def use_weights_only_loading():
+    """Route mmengine's local-file and URL checkpoint loading, for the rest
+    of the process, through :func:`load_from_local` and
+    :func:`load_from_url`: weights-only on every supported torch. mmscnet's
+    tools call this when they read a config; it is logged the first time a
+    checkpoint loads through it."""
     CheckpointLoader.register_scheme(
-        prefixes='', loader=load_from_local, force=True)
+        prefixes='', loader=_strict_local, force=True)
     CheckpointLoader.register_scheme(
-        prefixes=('http://', 'https://'), loader=load_from_url, force=True)
+        prefixes=('http://', 'https://'), loader=_strict_url, force=True)
+
+
+def _weights_only_refusal(error):
+    return isinstance(error, pickle.UnpicklingError) and \
+        'weights only load failed' in str(error).lower()
+
+
+def _with_fallback(mmengine_load):
+
+    @functools.wraps(mmengine_load)
+    def load(filename, map_location=None):
+        try:
+            return mmengine_load(filename, map_location)
+        except Exception as e:
+            if not _weights_only_refusal(e):
+                raise
+        _announce(f'mmengine could not load {filename} under torch.load\'s '
+                  'weights-only default; it is loaded weights-only again with '
+                  'the types mmengine writes allowed (mmscnet.utils.'
+                  'checkpoint_io; MMSCNET_CHECKPOINT_FALLBACK=0 turns this '
+                  'off)')
+        return load_from_local(filename, map_location)
+
+    load.mmscnet_fallback = True
+    return load
+
+
+def use_fallback():
+    """What ``import mmscnet`` does: mmengine's local-file checkpoint loader
+    runs as before, and only where torch's weights-only check refuses the
+    file (torch >= 2.6 on a checkpoint that mmengine wrote) is it read again
+    by :func:`load_from_local`, with one log line the first time. Loads that
+    work without mmscnet give the same result; a file with anything beyond
+    mmengine's own types is still refused. ``MMSCNET_CHECKPOINT_FALLBACK=0``
+    in the environment turns it off."""
+    if os.environ.get('MMSCNET_CHECKPOINT_FALLBACK', '1') == '0':
+        return
+    current = CheckpointLoader._get_checkpoint_loader('checkpoint.pth')
+    if getattr(current, 'mmscnet_fallback', False) or current is _strict_local:
+        return
+    CheckpointLoader.register_scheme(
+        prefixes='', loader=_with_fallback(current), force=True)
 
 
 def check_complete(path, what='checkpoint'):
@@ -287,68 +355,3 @@ def check_complete(path, what='checkpoint'):
     raise ValueError(
         f'{what} {path} is truncated (its zip directory is missing: the '
         f'writer was killed or the disk was full); {hint}')
-
-
-def register_load_pre_hook(module, hook):
-    """Call ``hook(module, state_dict, prefix, ...)`` before ``module`` loads
-    a state dict. ``register_load_state_dict_pre_hook`` is public from torch
-    2.5; before that the same hook goes through the private name, with
-    ``with_module=True`` for the same signature."""
-    if hasattr(module, 'register_load_state_dict_pre_hook'):
-        return module.register_load_state_dict_pre_hook(hook)
-    return module._register_load_state_dict_pre_hook(hook, with_module=True)
-
-
-def refuse_unfit_state(module, state_dict, prefix, *args):
-    """``load_state_dict`` pre-hook of SCNet: refuse weights that do not fit
-    it.
-
-    mmengine loads ``Pretrained`` weights with ``strict=False`` and only logs
-    what it could not place, so a checkpoint of another architecture (a
-    torchvision ResNet-50, a whole detector without ``prefix='backbone.'``)
-    or depth (SCNet-101 for SCNet-50) would leave the backbone randomly
-    initialised, or silently truncated, behind a warning. Raises ValueError
-    when fewer than half of the backbone's tensors would load, or when a stage
-    of the checkpoint has more blocks than this backbone. Partial fits above
-    that (a v1d stem, another ``in_channels``) load as mmengine does, with
-    every missing key and shape mismatch logged.
-    """
-    import re
-    own = {
-        k: v
-        for k, v in module.state_dict().items()
-        if not k.endswith('num_batches_tracked')
-    }
-    present = [k for k in own if prefix + k in state_dict]
-    mismatched = [
-        k for k in present if state_dict[prefix + k].shape != own[k].shape
-    ]
-    loaded = len(present) - len(mismatched)
-    name = f'{type(module).__name__}-{module.depth}'
-    if loaded < len(own) / 2:
-        theirs = [k[len(prefix):] for k in state_dict if k.startswith(prefix)]
-        shapes = '; '.join(
-            f'{k}: {tuple(state_dict[prefix + k].shape)} in the checkpoint, '
-            f'{tuple(own[k].shape)} here' for k in mismatched[:3])
-        raise ValueError(
-            f'the weights do not fit {name}: {loaded} of its {len(own)} '
-            f'tensors would load ({len(own) - len(present)} missing, '
-            f'{len(mismatched)} of another '
-            f'shape{": " + shapes if shapes else ""}). The checkpoint holds '
-            f'{len(theirs)} tensors under {prefix or "the top level"!r}, e.g. '
-            f'{theirs[:3]}. It is not an SCNet checkpoint in the released '
-            'layout (convert an mmpose one with '
-            'tools/model_converters/mmpose2mmscnet.py); for a whole model\'s '
-            'checkpoint, set prefix=\'backbone.\' in init_cfg')
-    for i, layer in enumerate(module.res_layers, 1):
-        blocks = {
-            int(m.group(1))
-            for k in state_dict
-            for m in
-            [re.match(re.escape(f'{prefix}layer{i}.') + r'(\d+)\.', k)] if m
-        }
-        if blocks and max(blocks) >= len(getattr(module, layer)):
-            raise ValueError(
-                f'the weights do not fit {name}: the checkpoint has '
-                f'{max(blocks) + 1} blocks in {layer}, {name} has '
-                f'{len(getattr(module, layer))} (weights of another depth?)')

@@ -53,3 +53,13 @@ def cpu_has_native_bf16():
     slower than fp32."""
     flags = cpu_info()[1]
     return 'avx512_bf16' in flags or 'amx_bf16' in flags
+
+
+def register_load_pre_hook(module, hook):
+    """Call ``hook(module, state_dict, prefix, ...)`` before ``module`` loads
+    a state dict. ``register_load_state_dict_pre_hook`` is public from torch
+    2.5; before that the same hook goes through the private name, with
+    ``with_module=True`` for the same signature."""
+    if hasattr(module, 'register_load_state_dict_pre_hook'):
+        return module.register_load_state_dict_pre_hook(hook)
+    return module._register_load_state_dict_pre_hook(hook, with_module=True)

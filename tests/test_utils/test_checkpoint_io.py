@@ -1,5 +1,7 @@
 """mmengine checkpoints load under weights_only=True; nothing else gets
-through.
+through. What ``import mmscnet`` changes (a fallback that acts only where
+mmengine's own load fails) and what mmscnet's tools change (weights-only
+loading on every torch), each announced once.
 
 Each loader test runs with both mechanisms this torch has: PyTorch's
 weights-only unpickler with safe_globals (torch >= 2.5) and mmscnet's
@@ -10,6 +12,9 @@ job (tools/compat_env.sh) runs this file on the oldest supported torch.
 import builtins
 import os
 import pickle
+import subprocess
+import sys
+import textwrap
 import uuid
 
 import numpy as np
@@ -18,7 +23,13 @@ import torch
 from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
 
+from mmscnet.utils import checkpoint_io
 from mmscnet.utils.checkpoint_io import load_from_local
+
+# torch >= 2.6 loads weights-only by default: mmengine's own load then fails
+# on the checkpoints it writes.
+WEIGHTS_ONLY_DEFAULT = tuple(
+    int(v) for v in torch.__version__.split('+')[0].split('.')[:2]) >= (2, 6)
 
 MECHANISMS = ['restricted'] + (['torch'] if hasattr(torch.serialization,
                                                     'safe_globals') else [])
@@ -70,7 +81,6 @@ def test_plain_torch_load_refuses_mmengine_checkpoint(tmp_path):
 
 
 def test_default_mechanism_follows_torch():
-    from mmscnet.utils import checkpoint_io
     expected = 'torch' if hasattr(torch.serialization,
                                   'safe_globals') else 'restricted'
     assert checkpoint_io._torch_has_safe_globals() == (expected == 'torch')
@@ -94,12 +104,12 @@ def test_mmengine_checkpoint_loads(tmp_path, mechanism):
                                   np.arange(3, dtype=np.float32))
 
 
-def test_mmengine_checkpoint_loads_through_mmengine(tmp_path):
-    import mmscnet  # noqa: F401  (registers the loader)
+def test_mmengine_checkpoint_loads_through_the_tools_loader(tmp_path):
+    checkpoint_io.use_weights_only_loading()  # as mmscnet's tools do
     path = tmp_path / 'c.pth'
     _mmengine_like_checkpoint(path)
     assert CheckpointLoader._get_checkpoint_loader(
-        str(path)) is load_from_local
+        str(path)) is checkpoint_io._strict_local
     ckpt = _load_checkpoint(str(path), map_location='cpu')
     buf = ckpt['message_hub']['log_scalars']['train/loss']
     assert isinstance(
@@ -107,6 +117,87 @@ def test_mmengine_checkpoint_loads_through_mmengine(tmp_path):
     assert ckpt['meta']['seed'] == 3
     np.testing.assert_array_equal(ckpt['extra']['array'],
                                   np.arange(3, dtype=np.float32))
+
+
+_IMPORT_PROBE = textwrap.dedent("""
+    import os, sys, torch
+    from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
+    before = CheckpointLoader._get_checkpoint_loader('x.pth')
+    import mmscnet
+    after = CheckpointLoader._get_checkpoint_loader('x.pth')
+    print('WRAPPED', after is not before and
+          getattr(after, '__wrapped__', None) is before)
+    print('URL UNCHANGED', CheckpointLoader._get_checkpoint_loader(
+        'https://x/y.pth').__module__.startswith('mmengine'))
+    for path in sys.argv[1:]:
+        try:
+            ckpt = _load_checkpoint(path, map_location='cpu')
+            print('LOADED', os.path.basename(path), sorted(ckpt))
+        except Exception as e:
+            print('REFUSED', os.path.basename(path), type(e).__name__)
+""")
+
+
+def _probe(*paths, env=None):
+    command = [sys.executable, '-c', _IMPORT_PROBE, *map(str, paths)]
+    out = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        env={
+            **os.environ,
+            **(env or {})
+        },
+        timeout=300)
+    assert out.returncode == 0, out.stderr
+    return out.stdout + out.stderr
+
+
+def test_import_changes_loading_only_where_mmengine_fails(tmp_path):
+    """``import mmscnet`` wraps mmengine's local-file loader and leaves its
+    URL loader alone. A file that mmengine loads by itself loads as before,
+    with no word from mmscnet. A checkpoint that mmengine wrote loads too: on
+    torch >= 2.6 (where mmengine alone fails) through the fallback, which
+    says so once per process; on older torch mmengine loads it itself."""
+    plain, written = tmp_path / 'plain.pth', tmp_path / 'written.pth'
+    torch.save({'state_dict': {'w': torch.ones(1)}}, plain)
+    _mmengine_like_checkpoint(written)
+    log = _probe(plain, written, written)
+    assert 'WRAPPED True' in log and 'URL UNCHANGED True' in log
+    assert "LOADED plain.pth ['state_dict']" in log
+    assert log.count('LOADED written.pth') == 2, log
+    announced = [line for line in log.splitlines() if 'mmscnet:' in line]
+    if WEIGHTS_ONLY_DEFAULT:
+        assert len(announced) == 1, log
+        assert 'mmengine could not load' in announced[0]
+        assert 'MMSCNET_CHECKPOINT_FALLBACK=0' in announced[0]
+    else:
+        assert announced == [], log
+
+
+def test_fallback_can_be_turned_off(tmp_path):
+    written = tmp_path / 'written.pth'
+    _mmengine_like_checkpoint(written)
+    log = _probe(written, env={'MMSCNET_CHECKPOINT_FALLBACK': '0'})
+    assert 'WRAPPED False' in log and 'mmscnet:' not in log
+    # mmengine alone: it fails where torch loads weights-only by default.
+    assert ('REFUSED written.pth' if WEIGHTS_ONLY_DEFAULT else
+            'LOADED written.pth') in log
+
+
+@pytest.mark.skipif(
+    not WEIGHTS_ONLY_DEFAULT,
+    reason='on torch < 2.6 mmengine alone unpickles any file, and importing '
+    'mmscnet does not change that (tools/ refuse it there: the Runner test '
+    'below)')
+def test_payload_is_refused_through_any_tool_on_weights_only_torch(
+        tmp_path):
+    marker = tmp_path / 'ran'
+    evil = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {'w': torch.ones(1)}, 'x': _Payload(marker)},
+               evil)
+    log = _probe(evil)
+    assert 'REFUSED evil.pth' in log and not marker.exists()
 
 
 @mechanism
@@ -235,16 +326,17 @@ def _runner(work_dir, max_epochs, **kwargs):
 
 
 def test_runner_resume_and_load_from_go_through_the_loader(tmp_path):
-    # mmengine's Runner itself (no downstream library), as the compatibility
-    # job runs it on the oldest torch: resume restores the epoch, the
-    # optimizer and the message hub's HistoryBuffers; a checkpoint with a code
-    # payload given as load_from is refused before the payload runs.
-    import mmscnet  # noqa: F401  (registers the loader)
+    # mmengine's Runner itself (no downstream library) with the loading that
+    # mmscnet's tools set up, as the compatibility job runs it on the oldest
+    # torch too: resume restores the epoch, the optimizer and the message
+    # hub's HistoryBuffers; a checkpoint with a code payload given as
+    # load_from is refused before the payload runs, on every torch.
+    checkpoint_io.use_weights_only_loading()
     first = _runner(tmp_path / 'a', max_epochs=2)
     first.train()
     ckpt = tmp_path / 'a' / 'epoch_2.pth'
     assert CheckpointLoader._get_checkpoint_loader(
-        str(ckpt)) is load_from_local
+        str(ckpt)) is checkpoint_io._strict_local
     saved = torch.load(ckpt, weights_only=False)
     second = _runner(
         tmp_path / 'a', max_epochs=3, resume=True, load_from=str(ckpt))

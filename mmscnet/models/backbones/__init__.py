@@ -1,7 +1,3 @@
-from .scnet import (SCBasicBlock, SCBottleneck, SCConv, SCNet, SCNetV1d,
-                    SelfCalibratedConv2d, calibration_problem, sc_conv2d)
+from .scnet import SCBottleneck, SCConv, SCNet, SCNetV1d
 
-__all__ = [
-    'SCConv', 'SCBottleneck', 'SCBasicBlock', 'SCNet', 'SCNetV1d',
-    'SelfCalibratedConv2d', 'sc_conv2d', 'calibration_problem'
-]
+__all__ = ['SCConv', 'SCBottleneck', 'SCNet', 'SCNetV1d']

@@ -1,3 +1,1 @@
-from .self_calibrate import convert_to_self_calibrated
-
-__all__ = ['convert_to_self_calibrated']
+"""Helpers of the models: argument checks and SCNet's checkpoint guard."""

@@ -187,52 +187,57 @@ def test_scconv_knobs_change_the_result():
             assert not torch.allclose(other(x), y), kw
 
 
-# ---------------------------------------------------------------- small and
-# odd inputs
+# ------------------------------------------------------ small and odd inputs
 def test_calibration_pool_matches_released_pool_when_map_is_large_enough():
     x = torch.randn(2, 4, 13, 9)
     assert torch.equal(CalibrationPool(4)(x), nn.AvgPool2d(4, 4)(x))
     assert torch.equal(CalibrationPool(4, 'max')(x), nn.MaxPool2d(4, 4)(x))
 
 
-def test_calibration_pool_shrinks_window_on_small_maps():
-    x = torch.randn(1, 2, 3, 5)
-    out = CalibrationPool(4)(x)
-    # 3 rows < r: the whole height is one window; 5 cols >= r: windows of 4.
-    assert out.shape == (1, 2, 1, 1)
-    assert torch.allclose(out[..., 0, 0], x[..., :3, :4].mean(dim=(-2, -1)))
-    assert CalibrationPool(4, 'max')(torch.randn(1, 1, 1,
-                                                 1)).shape == (1, 1, 1, 1)
-
-
 @pytest.mark.parametrize('pooling_type', POOLING_TYPES)
-def test_calibration_pool_export_path_is_the_same_function(pooling_type):
-    """The path torch.export and ONNX export trace (no shape logic in Python,
-    sides shorter than r padded): equal to the eager path wherever the map
-    is >= r a side, within rounding where the window shrinks."""
+def test_calibration_pool_pools_short_sides_whole(pooling_type):
+    """A side shorter than r is one window (the map is padded to r, and the
+    mean divided by the map's share of the window); sides of r or more keep
+    windows of r. Against the pooling with the window shrunk to the map."""
     pool = CalibrationPool(4, pooling_type)
+    reference = F.avg_pool2d if pooling_type == 'avg' else F.max_pool2d
     for hw in ((13, 9), (8, 8), (4, 5), (3, 9), (2, 2), (1, 1), (7, 3)):
         x = torch.randn(2, 3, *hw) - 0.5  # negative values: -inf pads 'max'
-        got, expected = pool._forward_for_export(x), pool(x)
+        window = (min(4, hw[0]), min(4, hw[1]))
+        expected = reference(x, window, window)
+        got = pool(x)
         assert got.shape == expected.shape, hw
         if min(hw) >= 4:
             assert torch.equal(got, expected), hw
         assert torch.allclose(got, expected, rtol=1e-6, atol=1e-7), hw
 
 
+def _conv_out(size, kernel, stride, padding):
+    return (size + 2 * padding - kernel) // stride + 1
+
+
 @pytest.mark.parametrize('hw', [(1, 1), (16, 16), (33, 7), (64, 17)])
-def test_tiny_and_odd_images_run(hw):
-    model = SCNetV1d(depth=50).eval()
+@pytest.mark.parametrize('cls', [SCNet, SCNetV1d])
+def test_tiny_and_odd_images_give_each_stage_its_shape(cls, hw):
+    """Each stage's channels, and H and W as the stem (a stride-2 conv, a
+    3x3 stride-2 max pool, both padded) and the stride-2 convs (or avd
+    pools) of stages 2-4 give them, down to 1x1 at a 1x1 image."""
+    torch.manual_seed(0)
+    model = cls(depth=50).eval()
     with torch.no_grad():
-        outs = SCNet(depth=50).eval()(torch.rand(1, 3, *hw))
-        outs_v1d = model(torch.rand(1, 3, *hw))
-    for o in outs + outs_v1d:
-        assert torch.isfinite(o).all()
-        assert min(o.shape[-2:]) >= 1
+        outs = model(torch.rand(2, 3, *hw))
+    stem = (7, 2, 3) if cls is SCNet else (3, 2, 1)
+    size = [_conv_out(_conv_out(s, *stem), 3, 2, 1) for s in hw]
+    for i, out in enumerate(outs):
+        if i:
+            size = [_conv_out(s, 3, 2, 1) for s in size]
+        assert out.shape == (2, 256 * 2**i, *size), (i, hw)
+        assert torch.isfinite(out).all()
+    if hw == (1, 1):
+        assert all(out.shape[-2:] == (1, 1) for out in outs)
 
 
-# ---------------------------------------------------------------- training
-# behaviour
+# ------------------------------------------------------ training behaviour
 def test_frozen_stages():
     model = SCNet(depth=50, frozen_stages=1, norm_eval=False)
     model.train()
@@ -281,76 +286,25 @@ def test_with_cp_gives_same_outputs_and_gradients():
         assert rel_diff(q.grad, p.grad) <= 1e-5, name
 
 
-def test_stacked_conv1_ab_equals_the_two_convs(monkeypatch):
-    """conv1_a and conv1_b run as one stacked conv in training, on NCHW or
-    NHWC input; outputs, gradients and BN statistics equal the two convs run
-    apart (forced here by a no-op hook, one of the conditions that keep them
-    apart). In float64, so that the comparison sees the function and not fp32
-    summation order."""
-    torch.manual_seed(0)
-    stacked = SCNet(depth=50, norm_eval=False, zero_init_residual=False)
-    stacked.init_weights()
-    apart = SCNet(depth=50, norm_eval=False)
-    apart.load_state_dict(stacked.state_dict())
-    stacked.double(), apart.double()
-    for block in apart.modules():
-        if isinstance(block, SCBottleneck):
-            block.conv1_a.register_forward_pre_hook(lambda *args: None)
-    # Which path ran: conv1_a's own forward is called only when apart.
+def test_one_forward_path_in_training_and_inference(monkeypatch):
+    """conv1_a and conv1_b run as their own modules, each once per block,
+    in training and in inference alike: the authors' computation."""
+    model = SCNet(depth=50, norm_eval=False)
     calls = []
     monkeypatch.setattr(
         nn.Conv2d,
         'forward',
         lambda self, x, _f=nn.Conv2d.forward: calls.append(self) or _f(
             self, x))
-    x = torch.rand(2, 3, 96, 96, dtype=torch.float64)
-    outs = {}
-    for name, model in (('stacked', stacked), ('apart', apart)):
-        calls.clear()
-        model.train()
-        outs[name] = model(x)
-        sum(o.square().mean() for o in outs[name]).backward()
-        ran = [
-            b for b in model.modules()
-            if isinstance(b, SCBottleneck) and b.conv1_a in calls
-        ]
-        assert len(ran) == (0 if name == 'stacked' else 16), name
-    for a, b in zip(outs['stacked'], outs['apart']):
-        assert rel_diff(a, b) <= 1e-9
-    for (name, p), q in zip(stacked.named_parameters(), apart.parameters()):
-        assert rel_diff(p.grad, q.grad) <= 1e-9, name
-    for (name, p), q in zip(stacked.named_buffers(), apart.buffers()):
-        assert rel_diff(p.double(), q.double()) <= 1e-9, name
-    # NHWC input stacks too, with the same outputs and gradients. In both
-    # layouts the halves reach BN as contiguous tensors of the input's
-    # layout, not as strided channel slices.
-    seen = []
-    stacked.layer1[0].bn1_a.register_forward_pre_hook(
-        lambda m, args: seen.append(args[0]))
-    stacked.zero_grad(set_to_none=True)
-    calls.clear()
-    nhwc = stacked(x.contiguous(memory_format=torch.channels_last))
-    sum(o.square().mean() for o in nhwc).backward()
-    assert stacked.layer1[0].conv1_a not in calls
-    assert seen[-1].is_contiguous(memory_format=torch.channels_last)
-    for a, b in zip(nhwc, outs['apart']):
-        assert rel_diff(a, b) <= 1e-9
-    for (name, p), q in zip(stacked.named_parameters(), apart.parameters()):
-        assert rel_diff(p.grad, q.grad) <= 1e-9, name
-    stacked(x)
-    assert seen[-1].is_contiguous()
-    stacked.eval()
-    # With no gradient recorded (inference) they run apart, as the authors'
-    # code.
-    for context in (torch.no_grad(), torch.inference_mode()):
+    blocks = [b for b in model.modules() if isinstance(b, SCBottleneck)]
+    x = torch.rand(2, 3, 64, 64)
+    for mode, context in ((True, torch.enable_grad()), (False,
+                                                        torch.no_grad())):
         calls.clear()
         with context:
-            stacked(x)
-        ran = [
-            b for b in stacked.modules()
-            if isinstance(b, SCBottleneck) and b.conv1_a in calls
-        ]
-        assert len(ran) == 16
+            model.train(mode)(x)
+        for b in blocks:
+            assert calls.count(b.conv1_a) == calls.count(b.conv1_b) == 1
 
 
 def test_zero_init_residual():

@@ -61,6 +61,8 @@ BUILD_ARGS = {
     'model': {
         'SCNet': dict(depth=50),
         'SCNetV1d': dict(depth=50),
+        # SCNet-18/34's block, which SCNet finds by this name.
+        'SCBasicBlock': dict(inplanes=8, planes=8),
         'SelfCalibratedConv2d': dict(in_channels=8, out_channels=8),
         # The conv factory build_conv_layer calls: an eligible 3x3 conv.
         'SCConv2d':

@@ -39,9 +39,10 @@ UPSAMPLE_MODES = ('nearest', 'bilinear')
 
 
 def _shortfall(r, side):
-    """``max(r - side, 0)``. A size is an int in eager mode, a symbolic int
-    under torch.export and a 0-d tensor under the TorchScript ONNX exporter;
-    each needs its own max to stay a function of the size in a graph."""
+    """``max(r - side, 0)``, kept a function of the size in traced graphs: a
+    size is an int in eager mode, a symbolic int under torch.export and a
+    0-d tensor under the TorchScript ONNX exporter, and each takes its own
+    max."""
     if isinstance(side, torch.Tensor):
         return (r - side).clamp(min=0)
     return torch.sym_max(r - side, 0)

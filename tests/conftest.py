@@ -261,7 +261,7 @@ TOY_CLASSES = ('person', 'ball', 'box')
 def data_options(config, root, scale=(128, 128)):
     """--cfg-options that point a COCO config at the toy set: data paths, its
     classes (names and the heads' num_classes) and image size only."""
-    from mmscnet.utils.datacheck import model_num_classes
+    from mmscnet.datasets.datacheck import model_num_classes
     cfg = Config.fromfile(config)
     opts = {key: len(TOY_CLASSES) for key, _ in model_num_classes(cfg.model)}
     for loader, split in (('train_dataloader', 'train'),

@@ -85,8 +85,55 @@ def _cycles(graph):
 def test_no_import_circle():
     graph = _import_graph()
     assert len(graph) > 30  # the walk saw the package
-    assert 'mmscnet.utils.config' in graph['mmscnet.utils.datacheck']
+    assert 'mmscnet.utils.config' in graph['mmscnet.datasets.datacheck']
     assert _cycles(graph) == []
+
+
+# The package's layers, bottom to top. A module imports only from its own
+# layer or below. The backbone file is the released idea and the bottom of
+# models/; the general layer builds on its SCConv (SCNet finds SCNet-18/34's
+# block by registry name, not by import); everything else uses the models.
+LAYERS = [
+    ('mmscnet.version', 'mmscnet.registry', 'mmscnet.utils'),
+    ('mmscnet.models.utils', ),
+    ('mmscnet.models.backbones', ),
+    ('mmscnet.models.layers', ),
+    ('mmscnet.models', ),
+    ('mmscnet', ),  # engine, datasets, deploy, adapters, apis, ...
+]
+
+
+def _layer(module):
+    """The rank of the most specific layer prefix that names ``module``
+    (mmscnet.models.layers, not mmscnet.models)."""
+    matches = [(len(p), rank) for rank, names in enumerate(LAYERS)
+               for p in names if module == p or module.startswith(p + '.')]
+    assert matches, module
+    return max(matches)[1]
+
+
+def _upward_imports(graph):
+    return sorted((m, t) for m, targets in graph.items() for t in targets
+                  if _layer(t) > _layer(m))
+
+
+def test_no_module_imports_from_a_layer_above_its_own():
+    graph = _import_graph()
+    assert _layer('mmscnet.models.layers.self_calibrated_conv') == 3
+    assert _layer('mmscnet.models') == 4 and _layer('mmscnet.deploy') == 5
+    assert _upward_imports(graph) == []
+
+
+def test_the_direction_check_finds_an_upward_import():
+    graph = {
+        'mmscnet.utils.misc': {'mmscnet.apis.tool_setup'},
+        'mmscnet.models.backbones.scnet': {'mmscnet.models.layers.x'},
+        'mmscnet.apis.tool_setup': {'mmscnet.utils.misc'}
+    }
+    assert _upward_imports(graph) == [
+        ('mmscnet.models.backbones.scnet', 'mmscnet.models.layers.x'),
+        ('mmscnet.utils.misc', 'mmscnet.apis.tool_setup')
+    ]
 
 
 def test_the_circle_finder_finds_one():
@@ -106,7 +153,8 @@ def test_openmmlab_layout_and_registry_locations():
                  'engine/optimizers/cpu_amp_optim_wrapper.py',
                  'datasets/transforms/loading.py', 'apis/inference.py',
                  'visualization/pose.py', 'deploy/optimize.py',
-                 'utils/checkpoint_io.py', 'testing/toy_data.py'):
+                 'utils/checkpoint_io.py', 'testing/toy_data.py',
+                 'models/layers/self_calibrated_conv.py'):
         assert (PACKAGE / path).is_file(), path
     # Nothing but the registry and the version beside the packages.
     assert sorted(p.name for p in PACKAGE.glob('*.py')) == [

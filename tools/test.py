@@ -9,7 +9,7 @@ import argparse
 from mmscnet.apis.tool_setup import (add_common_args, apply_test_args,
                                      build_runner, load_config,
                                      parse_tool_args)
-from mmscnet.utils.datacheck import annotation_errors_named
+from mmscnet.datasets.datacheck import annotation_errors_named
 
 
 def parse_args(argv=None):

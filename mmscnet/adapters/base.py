@@ -35,6 +35,11 @@ class Adapter:
         image paths and returns (predictions, painted RGB images)."""
         raise NotImplementedError(f'no inferencer for {self.scope}')
 
+    def dataset_classes(self, dataset_type):
+        """The default class names of the library's dataset class
+        ``dataset_type`` (its ``METAINFO``), or None."""
+        return None
+
     def packed_batch(self, model, batch_size, shape, training):
         """A random batch of ``batch_size`` images of ``shape`` (H, W) with
         labels, in the library's packed format, through the model's data

@@ -10,6 +10,11 @@ class DetAdapter(Adapter):
     scope = 'mmdet'
     dump_metric = 'DumpDetResults'
 
+    def dataset_classes(self, dataset_type):
+        from mmdet.registry import DATASETS
+        dataset_cls = DATASETS.get(dataset_type)
+        return getattr(dataset_cls, 'METAINFO', {}).get('classes')
+
     def show(self, cfg, hook, show_dir):
         hook.update(
             draw=True,

@@ -122,7 +122,7 @@ def apply_train_args(cfg,
                 'overwrite them. Continue it with --resume, or give a new '
                 '--work-dir')
     _use_crash_safe_checkpoints(cfg)
-    from mmscnet.utils.datacheck import (check_annotation_files,
+    from mmscnet.datasets.datacheck import (check_annotation_files,
                                          check_class_counts, use_data_checks)
     use_data_checks(cfg)
     check_annotation_files(
@@ -222,7 +222,7 @@ def apply_test_args(cfg,
         raise ValueError(f'--out must be a .pkl or .pickle file, got {out!r}')
     _set_work_dir(cfg, config_path, work_dir)
     cfg.load_from = checkpoint
-    from mmscnet.utils.datacheck import (check_annotation_files,
+    from mmscnet.datasets.datacheck import (check_annotation_files,
                                          check_class_counts, use_data_checks)
     use_data_checks(cfg)
     check_annotation_files(cfg, ('test_dataloader', 'test_evaluator'))

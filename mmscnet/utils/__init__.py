@@ -1,8 +1,8 @@
-"""Helpers without a registry of their own: config rewrites (:mod:`.config`),
-checkpoint reading (:mod:`.checkpoint_io`), checkpoint converters
-(:mod:`.converters`), data checks (:mod:`.datacheck`), distributed setup
-(:mod:`.dist_utils`), analysis (:mod:`.analysis`) and the benchmark
-(:mod:`.benchmark`). ``import mmscnet`` imports only :mod:`.checkpoint_io`
+"""Helpers with no registry of their own and no import of the rest of the
+package: config rewrites (:mod:`.config`), checkpoint reading
+(:mod:`.checkpoint_io`), checkpoint converters (:mod:`.converters`),
+distributed setup (:mod:`.dist_utils`), analysis (:mod:`.analysis`) and small
+helpers (:mod:`.misc`). ``import mmscnet`` imports only :mod:`.checkpoint_io`
 (and :mod:`.config`); import the others where they are used."""
 from .config import replace_types
 

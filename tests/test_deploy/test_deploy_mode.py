@@ -125,7 +125,7 @@ def test_channels_last_scnet_computes_the_same():
 
 
 def test_channels_last_scnet_in_a_detector_predicts_the_same_and_trains():
-    from mmscnet.utils import benchmark as bm
+    from mmscnet.analysis import benchmark as bm
     _, det, _ = bm.build_config_pair(TOY_CONFIG,
                                      {'model.test_cfg.rcnn.score_thr': 0.0})
     randomize_bn(det.backbone)

@@ -26,7 +26,7 @@ import torch
 
 from mmscnet.deploy import optimize
 from mmscnet.deploy.onnx import export_onnx, onnxruntime_runner
-from mmscnet.utils import benchmark as bm
+from mmscnet.analysis import benchmark as bm
 from mmscnet.utils.misc import cpu_description, cpu_has_native_bf16
 
 

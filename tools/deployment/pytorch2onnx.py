@@ -25,7 +25,7 @@ import torch
 from mmscnet.deploy import optimize
 from mmscnet.deploy.onnx import (ClassifierLogits, export_onnx,
                                  onnxruntime_runner, runtime_max_rel_diff)
-from mmscnet.utils import benchmark as bm
+from mmscnet.analysis import benchmark as bm
 
 
 def build(args):

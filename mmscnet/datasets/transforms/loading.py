@@ -1,5 +1,5 @@
 """``type='mmscnet.LoadImageFromFile'``: mmcv's image loader whose errors name
-the file and what is wrong with it (see mmscnet/utils/datacheck.py for the
+the file and what is wrong with it (see mmscnet/datasets/datacheck.py for the
 whole list of data checks)."""
 import struct
 

@@ -100,7 +100,7 @@ def test_detector_trains_a_step_under_cpu_amp():
     """Mask R-CNN (RPN's NMS, RoIAlign, the mask head) through the wrapper:
     mmcv's ops need fp32 inputs, mmdet writes their outputs into bf16
     buffers; both hold, and every loss is finite."""
-    from mmscnet.utils import benchmark as bm
+    from mmscnet.analysis import benchmark as bm
     _, det, _ = bm.build_config_pair(TOY_CONFIG)
     data = bm.packed_batch('mmdet', det, 2, (64, 64), True)
     det.train()

@@ -85,7 +85,7 @@ def resnet_twin(backbone_cfg, library='mmdet'):
 
 def build_backbones(type_='mmscnet.SCNet', depth=50, **kwargs):
     """SCNet and mmdet's ResNet of the same depth, both random-initialised."""
-    from mmdet.registry import MODELS
+    from mmengine.registry import MODELS
     scnet_cfg = dict(type=type_, depth=depth, **kwargs)
     scnet = MODELS.build(scnet_cfg)
     resnet = MODELS.build(resnet_twin(scnet_cfg))

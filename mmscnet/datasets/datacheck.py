@@ -97,9 +97,8 @@ def _dataset_classes(ds):
     class's default (mmdet's CocoDataset: the 80 COCO classes)."""
     classes = (ds.get('metainfo') or {}).get('classes')
     if classes is None:
-        from mmdet.registry import DATASETS
-        dataset_cls = DATASETS.get(ds.get('type', ''))
-        classes = getattr(dataset_cls, 'METAINFO', {}).get('classes')
+        from mmscnet.adapters import get_adapter
+        classes = get_adapter('mmdet').dataset_classes(ds.get('type', ''))
     return None if classes is None else tuple(classes)
 
 

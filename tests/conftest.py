@@ -41,10 +41,10 @@ def pytest_configure(config):
 # the full suite.
 QUICK_MODULES = {
     'test_scnet.py', 'test_scnet_parity.py', 'test_scnet_errors.py',
-    'test_self_calibrated_conv.py', 'test_self_calibrate.py',
-    'test_compare_runs.py', 'test_checkpoint_io.py', 'test_converters.py',
-    'test_analysis.py', 'test_registry.py', 'test_layout.py',
-    'test_metafile.py', 'test_plot_logs.py', 'test_docker.py'
+    'test_self_calibrated_conv.py', 'test_convert.py', 'test_compare_runs.py',
+    'test_checkpoint_io.py', 'test_converters.py', 'test_analysis.py',
+    'test_registry.py', 'test_layout.py', 'test_metafile.py',
+    'test_plot_logs.py', 'test_docker.py'
 }
 
 

@@ -1,12 +1,13 @@
 """The shape of the package and its docs: OpenMMLab's layout, registry
-locations that name packages, no import circle, every relative link in every
-README resolving, and the tools' config rewrites (``--amp`` among them)."""
+locations that name packages, no import circle and no upward import, every
+relative link in every README resolving, no commit hashes or issue numbers
+in the docs."""
 import ast
 import importlib.util
 import re
+import subprocess
 
-import pytest
-from conftest import REPO, TOY_CONFIG
+from conftest import REPO
 
 PACKAGE = REPO / 'mmscnet'
 
@@ -233,62 +234,6 @@ def test_front_page_is_short():
     assert len((REPO / 'README.md').read_text().splitlines()) <= 250
 
 
-# ---------------------------------------------------------------- --amp
-
-
-@pytest.mark.parametrize('device,wrapper,expect', [
-    ('cuda', 'OptimWrapper', 'AmpOptimWrapper'),
-    ('cuda', 'AmpOptimWrapper', 'AmpOptimWrapper'),
-    ('cuda', 'ApexOptimWrapper', "into AmpOptimWrapper, but the config's "
-     "optim_wrapper.type is 'ApexOptimWrapper'"),
-    ('cpu', 'OptimWrapper', 'mmscnet.CPUAmpOptimWrapper'),
-    ('cpu', 'AmpOptimWrapper', 'mmscnet.CPUAmpOptimWrapper'),
-    ('cpu', 'mmscnet.CPUAmpOptimWrapper', 'mmscnet.CPUAmpOptimWrapper'),
-    ('cpu', 'fp16', r"asks for dtype='float16', but this machine has no "
-     'GPU: fp16 mixed precision needs one'),
-    ('cpu', 'ApexOptimWrapper', 'into mmscnet.CPUAmpOptimWrapper on a '
-     "machine without a GPU, but the config's optim_wrapper.type is "
-     "'ApexOptimWrapper'"),
-])
-def test_amp_keeps_an_amp_wrapper_and_refuses_others(monkeypatch, device,
-                                                     wrapper, expect):
-    # What apply_train_args(amp=True) does for tools/train.py --amp, with and
-    # without a GPU (mmengine's AmpOptimWrapper asserts one).
-    import mmengine.device
-
-    from mmscnet.apis.tool_setup import load_config, use_amp
-    from mmscnet.utils.config import pop_rewrites
-    monkeypatch.setattr(mmengine.device, 'get_device', lambda: device)
-    opts = {'optim_wrapper.type': wrapper}
-    if wrapper == 'fp16':
-        opts = {
-            'optim_wrapper.type': 'AmpOptimWrapper',
-            'optim_wrapper.dtype': 'float16'
-        }
-    elif wrapper == 'AmpOptimWrapper':
-        opts['optim_wrapper.loss_scale'] = 'dynamic'
-    cfg = load_config(TOY_CONFIG, opts)
-    if ' ' in expect:
-        with pytest.raises(ValueError, match=expect):
-            use_amp(cfg)
-        return
-    use_amp(cfg)
-    assert cfg.optim_wrapper.type == expect
-    lines = [line for line in pop_rewrites(cfg) if 'OptimWrapper' in line]
-    # A rewrite only where one happened, naming the old type and the new.
-    if expect == wrapper:
-        assert lines == []
-    else:
-        assert lines == [
-            f'config rewrite: {wrapper} -> {expect}: ' +
-            lines[0].split(': ', 2)[2]
-        ]
-    if device == 'cpu':  # bf16 autocast needs no loss scale
-        assert cfg.optim_wrapper.get('dtype') == 'bfloat16' or \
-            expect == wrapper
-        assert 'loss_scale' not in cfg.optim_wrapper
-
-
 # ---------------------------------------------------------------- tests
 
 
@@ -306,3 +251,55 @@ def test_test_folders_mirror_the_package_and_the_quick_tier_exists():
         top = REPO / target[0] if target[0] in ('configs', 'tools') else \
             PACKAGE.joinpath(*target)
         assert top.is_dir(), f'tests/{"/".join(rel)} mirrors nothing'
+
+
+# "main at 0ef1ecc", "commit 5eab047", "at e5ba08c": a commit hash in prose.
+# Checkpoint names (scnet50-dc6a7e87.pth) have a dash before the hex.
+COMMIT = re.compile(r'\b(?:main at|commit|at)\s+`?([0-9a-f]{7,40})\b')
+# This project's issues: "issue 21", "issues 33 and 34", "#33". An upstream
+# issue keeps its repository before it ("mmengine issue 1655") or a URL.
+UPSTREAM = ('mmengine', 'mmcv', 'mmdet', 'mmdetection', 'mmseg',
+            'mmsegmentation', 'mmpretrain', 'mmpose', 'mmdeploy', 'pytorch',
+            'torch', 'onnxruntime', 'openvino')
+ISSUE = re.compile(
+    r'(?:(\w+)\s+)?\b(?:issues?|pull request|PR)\s+#?\d+|'
+    r'(?<![\w/&])#\d+\b', re.I)
+
+
+def _history_references(text):
+    found = [m.group(0) for m in COMMIT.finditer(text)]
+    found += [
+        m.group(0) for m in ISSUE.finditer(text)
+        if (m.group(1) or '').lower() not in UPSTREAM
+    ]
+    return found
+
+
+def test_docs_cite_no_commit_hashes_or_issue_numbers():
+    """Docs are for users: the investigation story (which commit, which
+    issue) belongs in commit messages."""
+    tracked = subprocess.run(['git', 'ls-files', '*.md'],
+                             capture_output=True,
+                             text=True,
+                             cwd=REPO,
+                             check=True).stdout.split()
+    assert 'README.md' in tracked and 'tools/README.md' in tracked
+    found = {
+        path: refs
+        for path in tracked
+        for refs in [_history_references((REPO / path).read_text())] if refs
+    }
+    assert found == {}
+
+
+def test_the_history_check_finds_hashes_and_issue_numbers():
+    assert _history_references(
+        'measured at main at 0ef1ecc; commit 5eab047 and at e5ba08c; the '
+        'AMD EPYC VM of issue 21; see #33; issues 33 and 34') == [
+            'main at 0ef1ecc', 'commit 5eab047', 'at e5ba08c', 'of issue 21',
+            '#33', 'issues 33'
+        ]
+    assert _history_references(
+        'scnet50-dc6a7e87.pth; mmengine issue 1655; https://github.com/'
+        'open-mmlab/mmengine/issues/1655; at 224x224; commit the change; '
+        'CVPR 2020') == []

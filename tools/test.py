@@ -1,8 +1,8 @@
 """Evaluate a checkpoint with an mmdet, mmseg, mmpretrain or mmpose config
 (mmdet's interface).
 
-    python tools/test.py configs/detection/mask-rcnn_scnet50_fpn_1x_coco.py
-    CHECKPOINT
+    python tools/test.py \
+        configs/detection/mask-rcnn_scnet50_fpn_1x_coco.py CHECKPOINT
 """
 import argparse
 
@@ -36,8 +36,8 @@ def parse_args(argv=None):
         '--compile',
         action='store_true',
         help='with --deploy: also compile the backbone (torch.compile, '
-        'inductor, '
-        'frozen weights); compiles on the first batch and on new input shapes')
+        'inductor, frozen weights); compiles on the first batch and on new '
+        'input shapes')
     add_common_args(parser)
     return parse_tool_args(parser, argv)
 

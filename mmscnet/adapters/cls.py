@@ -11,8 +11,8 @@ from .base import Adapter, random_images
 def accept_released_classifier(model):
     """Let an mmpretrain classifier load the authors' released checkpoints
     (``conv1.*``, ``fc.*``) as well as its own layout."""
-    from mmscnet.utils.misc import register_load_pre_hook
     from mmscnet.utils.converters import rename_released_classifier
+    from mmscnet.utils.misc import register_load_pre_hook
     register_load_pre_hook(model, rename_released_classifier)
 
 

@@ -123,7 +123,8 @@ def apply_train_args(cfg,
                 '--work-dir')
     _use_crash_safe_checkpoints(cfg)
     from mmscnet.datasets.datacheck import (check_annotation_files,
-                                         check_class_counts, use_data_checks)
+                                            check_class_counts,
+                                            use_data_checks)
     use_data_checks(cfg)
     check_annotation_files(
         cfg, ('train_dataloader', 'val_dataloader', 'val_evaluator'))
@@ -223,7 +224,8 @@ def apply_test_args(cfg,
     _set_work_dir(cfg, config_path, work_dir)
     cfg.load_from = checkpoint
     from mmscnet.datasets.datacheck import (check_annotation_files,
-                                         check_class_counts, use_data_checks)
+                                            check_class_counts,
+                                            use_data_checks)
     use_data_checks(cfg)
     check_annotation_files(cfg, ('test_dataloader', 'test_evaluator'))
     check_class_counts(cfg, ('test_evaluator', ))

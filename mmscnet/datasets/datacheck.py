@@ -137,17 +137,13 @@ def check_class_counts(cfg, evaluators):
             shown = (names[:10] + ('...', )) if len(names) > 10 else names
             raise ValueError(
                 f'{ev}: the model predicts {heads[0][1]} classes '
-                f'({", ".join(wrong)}), but '
-                f'{ann} has {len(categories)} categories {shown}, of which '
-                f'{len(matched)} are '
-                f'among the {len(classes)} classes of {loader} '
-                '(metainfo.classes or the '
-                "dataset's default); mmdet would fail after the whole "
-                "inference pass. For "
-                'a dataset of your own, set metainfo=dict(classes=...) on the '
-                'datasets to '
-                f"the file's category names and num_classes={len(names)} in "
-                "the heads")
+                f'({", ".join(wrong)}), but {ann} has {len(categories)} '
+                f'categories {shown}, of which {len(matched)} are among the '
+                f'{len(classes)} classes of {loader} (metainfo.classes or '
+                "the dataset's default); mmdet would fail after the whole "
+                'inference pass. For a dataset of your own, set '
+                'metainfo=dict(classes=...) on the datasets to the file\'s '
+                f'category names and num_classes={len(names)} in the heads')
 
 
 @contextmanager

@@ -1,6 +1,5 @@
-"""Deploy mode for inference: ``optimize(model)``, which ``tools/test.py
---deploy``
-runs through ``mmscnet.DeployHook``.
+"""Deploy mode for inference: ``optimize(model)``, which
+``tools/test.py --deploy`` runs through ``mmscnet.DeployHook``.
 
 Three changes that leave an eval-mode model's function unchanged (fp32) or
 nearly so (bf16):

@@ -298,8 +298,7 @@ def _paint_person(canvas, mask, keypoints, head, u, colour, facing_camera):
             value if target is mask else (_SKIN if facing_camera else _HAIR),
             -1)
     # Joints a shade darker, as sleeves and trouser legs end there: what makes
-    # an
-    # elbow findable on a straight arm.
+    # an elbow findable on a straight arm.
     joint = tuple(int(c * 0.6) for c in colour)
     for name in KEYPOINTS[5:]:
         cv2.circle(canvas, pts[name], max(1, int(round(0.3 * u))), joint, -1)

@@ -204,6 +204,10 @@ def test_mmdet_own_test_tool_on_our_checkpoint(toy, toy_checkpoint, tmp_path):
         cwd=REPO)
     assert res.returncode == 0, res.stderr[-3000:]
     assert 'coco/bbox_mAP: ' in res.stdout + res.stderr
+    # The checkpoint (mmengine's HistoryBuffers inside) loads through the
+    # fallback that the config's custom_imports installed, which says so.
+    assert (res.stdout +
+            res.stderr).count('mmscnet: mmengine could not load') == 1
 
 
 def _runner_like_checkpoint(model, path, dataset_meta):

@@ -416,7 +416,7 @@ def test_ablation_configs_build_the_named_scconv(name):
         pool = m.k2[0]
         assert (pool.pooling_r, pool.pooling_type) == (r, pooling_type)
         assert m.with_identity is identity and m.upsample_mode == up
-    # and the difference shows in the computation: r sets the calibration map
-    # size
+    # and the difference shows in the computation: r sets the size of the
+    # calibration map.
     with torch.no_grad():
         assert scconvs[0].k2(torch.rand(1, 32, 16, 16)).shape[-1] == 16 // r

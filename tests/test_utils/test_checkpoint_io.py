@@ -181,8 +181,8 @@ def test_fallback_can_be_turned_off(tmp_path):
     log = _probe(written, env={'MMSCNET_CHECKPOINT_FALLBACK': '0'})
     assert 'WRAPPED False' in log and 'mmscnet:' not in log
     # mmengine alone: it fails where torch loads weights-only by default.
-    assert ('REFUSED written.pth' if WEIGHTS_ONLY_DEFAULT else
-            'LOADED written.pth') in log
+    assert ('REFUSED written.pth'
+            if WEIGHTS_ONLY_DEFAULT else 'LOADED written.pth') in log
 
 
 @pytest.mark.skipif(
@@ -190,12 +190,15 @@ def test_fallback_can_be_turned_off(tmp_path):
     reason='on torch < 2.6 mmengine alone unpickles any file, and importing '
     'mmscnet does not change that (tools/ refuse it there: the Runner test '
     'below)')
-def test_payload_is_refused_through_any_tool_on_weights_only_torch(
-        tmp_path):
+def test_payload_is_refused_through_any_tool_on_weights_only_torch(tmp_path):
     marker = tmp_path / 'ran'
     evil = tmp_path / 'evil.pth'
-    torch.save({'state_dict': {'w': torch.ones(1)}, 'x': _Payload(marker)},
-               evil)
+    torch.save({
+        'state_dict': {
+            'w': torch.ones(1)
+        },
+        'x': _Payload(marker)
+    }, evil)
     log = _probe(evil)
     assert 'REFUSED evil.pth' in log and not marker.exists()
 

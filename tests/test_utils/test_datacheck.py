@@ -127,8 +127,7 @@ FEWER_CATEGORIES = (
     r'the model predicts 3 classes '
     r'\(model\.roi_head\.bbox_head\.num_classes=3, '
     r'model\.roi_head\.mask_head\.num_classes=3\), but .*instances_val\.json '
-    r'has '
-    r"1 categories \('person',\), of which 1 are among the 3 classes of "
+    r"has 1 categories \('person',\), of which 1 are among the 3 classes of "
     r'{loader}.*set metainfo=dict\(classes=\.\.\.\) on the datasets to the '
     r'file\'s '
     r'category names and num_classes=1 in the heads')
@@ -265,13 +264,11 @@ def test_odd_images_train_or_are_skipped_by_name(toy, tmp_path):
         '3 of 9 training images in ' in log
         and 'are skipped, as filter_cfg=' in log and
         '000004.png (1x1, a side under min_size=32), 000005.png (600x20, a '
-        'side under '
-        'min_size=32), 000006.png (no objects)' in log)
+        'side under min_size=32), 000006.png (no objects)' in log)
     # 6 images kept (gray, RGBA, three plain, 16:1) at batch 2: 3 iterations.
-    # (A
-    # batch of one thin image alone would stop BatchNorm in training mode, see
-    # the README's "Small and odd inputs"; norm_eval=True, mmdet's default, has
-    # no such limit.)
+    # (A batch of one thin image alone would stop BatchNorm in training mode,
+    # see the README's "Small and odd inputs"; norm_eval=True, mmdet's default,
+    # has no such limit.)
     assert 'Epoch(train) [1][3/3]' in log
     assert 'Epoch(val) [1][2/2]' in log or 'Epoch(val) [1][1/1]' in log
     state = load_from_local(str(work / 'epoch_1.pth'))['state_dict']
@@ -322,8 +319,8 @@ def test_shape_mismatches_are_named(tmp_path):
             ValueError,
             match=r'89 of its 585 tensors would load \(0 missing, 496 of '
             r'another shape: layer1\.0\.conv1_a\.weight: \(128, 64, 1, 1\) in '
-            r'the '
-            r'checkpoint, \(32, 64, 1, 1\) here; layer1\.0\.bn1_a\.weight'):
+            r'the checkpoint, \(32, 64, 1, 1\) here; layer1\.0\.bn1_a\.weight'
+    ):
         _pretrained(path)
 
 

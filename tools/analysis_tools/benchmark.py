@@ -2,14 +2,14 @@
 interleaved rounds: training step, inference, deploy mode, ONNX Runtime,
 OpenVINO, and training memory with and without with_cp.
 
-    python tools/analysis_tools/benchmark.py
     # SCNet-50 vs ResNet-50 backbones
-    python tools/analysis_tools/benchmark.py --type mmscnet.SCNetV1d
-    --batch-size 16
-    python tools/analysis_tools/benchmark.py --config
-    configs/detection/faster-rcnn_scnet50_fpn_1x_coco.py \
+    python tools/analysis_tools/benchmark.py
+    python tools/analysis_tools/benchmark.py --type mmscnet.SCNetV1d \
+        --batch-size 16
+    # whole models
+    python tools/analysis_tools/benchmark.py \
+        --config configs/detection/faster-rcnn_scnet50_fpn_1x_coco.py \
         --shape 512 512 --batch-size 1
-        # whole models
 
 Ratios compare medians of the same run. Precisions: fp32 and bf16 on the CPU
 (bf16 autocast), fp32 and fp16 on a GPU.
@@ -24,9 +24,9 @@ import time
 
 import torch
 
+from mmscnet.analysis import benchmark as bm
 from mmscnet.deploy import optimize
 from mmscnet.deploy.onnx import export_onnx, onnxruntime_runner
-from mmscnet.analysis import benchmark as bm
 from mmscnet.utils.misc import cpu_description, cpu_has_native_bf16
 
 

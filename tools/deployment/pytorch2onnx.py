@@ -22,10 +22,10 @@ import os.path as osp
 
 import torch
 
+from mmscnet.analysis import benchmark as bm
 from mmscnet.deploy import optimize
 from mmscnet.deploy.onnx import (ClassifierLogits, export_onnx,
                                  onnxruntime_runner, runtime_max_rel_diff)
-from mmscnet.analysis import benchmark as bm
 
 
 def build(args):

@@ -111,8 +111,7 @@ class CheckpointHook(MMEngineCheckpointHook):
         if not is_main_process():
             return
         # Only now that the checkpoint is complete does last_checkpoint name
-        # it,
-        # and only then are the outdated ones removed.
+        # it, and only then are the outdated ones removed.
         atomic_write(
             osp.join(runner.work_dir, 'last_checkpoint'),
             self.last_ckpt.encode())

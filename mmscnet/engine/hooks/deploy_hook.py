@@ -27,8 +27,7 @@ class DeployHook(Hook):
         left = unfused_batchnorms(model)
         runner.logger.info(
             f'deploy mode ({self.precision}): BatchNorm folded into the '
-            'convs, '
-            'channels_last' +
+            'convs, channels_last' +
             ('; backbone compiled (inductor, frozen weights) on its first '
              'batch and on each '
              'new input shape' if self.compile else '') +

@@ -167,8 +167,7 @@ def test_truncated_newest_checkpoint_is_reported_by_name(toy, tmp_path):
             ValueError,
             match=r'newest checkpoint .*last_checkpoint\) .*epoch_2\.pth '
             r'is truncated.*complete checkpoints beside it: epoch_1\.pth; '
-            r'resume from '
-            r'one with --resume .*epoch_1\.pth'):
+            r'resume from one with --resume .*epoch_1\.pth'):
         train_tool.main(argv + ['--resume'])
     with pytest.raises(
             ValueError,

@@ -180,3 +180,64 @@ def test_train_amp_on_the_cpu_trains_bf16_saves_fp32_and_resumes(tmp_path):
     ]
     assert momenta and all(m.dtype == torch.float32 for m in momenta)
     assert 'loss_scaler' not in ckpt['optimizer']
+
+
+# tools/train.py --amp: the log line of each rewrite, written out here.
+AMP_REWRITE = {
+    'cpu':
+    'config rewrite: {wrapper} -> mmscnet.CPUAmpOptimWrapper: asked for by '
+    '--amp on a machine without a GPU: bf16 autocast (mmengine\'s '
+    'AmpOptimWrapper needs a GPU)',
+    'cuda':
+    'config rewrite: {wrapper} -> AmpOptimWrapper: asked for by --amp '
+    '(dynamic loss scale)'
+}
+
+
+@pytest.mark.parametrize('device,wrapper,expect', [
+    ('cuda', 'OptimWrapper', 'AmpOptimWrapper'),
+    ('cuda', 'AmpOptimWrapper', 'AmpOptimWrapper'),
+    ('cuda', 'ApexOptimWrapper', "into AmpOptimWrapper, but the config's "
+     "optim_wrapper.type is 'ApexOptimWrapper'"),
+    ('cpu', 'OptimWrapper', 'mmscnet.CPUAmpOptimWrapper'),
+    ('cpu', 'AmpOptimWrapper', 'mmscnet.CPUAmpOptimWrapper'),
+    ('cpu', 'mmscnet.CPUAmpOptimWrapper', 'mmscnet.CPUAmpOptimWrapper'),
+    ('cpu', 'fp16', r"asks for dtype='float16', but this machine has no "
+     'GPU: fp16 mixed precision needs one'),
+    ('cpu', 'ApexOptimWrapper', 'into mmscnet.CPUAmpOptimWrapper on a '
+     "machine without a GPU, but the config's optim_wrapper.type is "
+     "'ApexOptimWrapper'"),
+])
+def test_amp_keeps_an_amp_wrapper_and_refuses_others(monkeypatch, device,
+                                                     wrapper, expect):
+    # What apply_train_args(amp=True) does for tools/train.py --amp, with and
+    # without a GPU (mmengine's AmpOptimWrapper asserts one).
+    import mmengine.device
+
+    from mmscnet.apis.tool_setup import load_config, use_amp
+    from mmscnet.utils.config import pop_rewrites
+    monkeypatch.setattr(mmengine.device, 'get_device', lambda: device)
+    opts = {'optim_wrapper.type': wrapper}
+    if wrapper == 'fp16':
+        opts = {
+            'optim_wrapper.type': 'AmpOptimWrapper',
+            'optim_wrapper.dtype': 'float16'
+        }
+    elif wrapper == 'AmpOptimWrapper':
+        opts['optim_wrapper.loss_scale'] = 'dynamic'
+    cfg = load_config(TOY_CONFIG, opts)
+    if ' ' in expect:
+        with pytest.raises(ValueError, match=expect):
+            use_amp(cfg)
+        return
+    use_amp(cfg)
+    assert cfg.optim_wrapper.type == expect
+    lines = [line for line in pop_rewrites(cfg) if 'OptimWrapper' in line]
+    # A rewrite only where one happened, naming the old type, the new and
+    # why, in the words the tools' README documents.
+    assert lines == ([] if expect == wrapper else
+                     [AMP_REWRITE[device].format(wrapper=wrapper)])
+    if device == 'cpu':  # bf16 autocast needs no loss scale
+        assert cfg.optim_wrapper.get('dtype') == 'bfloat16' or \
+            expect == wrapper
+        assert 'loss_scale' not in cfg.optim_wrapper

@@ -95,10 +95,10 @@ def cap_env(cap, threads):
 def onednn_isa(env):
     """The ISA oneDNN reports for a convolution run in a process with ``env``.
     """
-    code = ('import torch; import torch.nn.functional as F; '
-            'F.conv2d(torch.randn(2, 8, 16, 16), torch.randn(8, 8, 3, 3), '
-            'stride=2); '
-            'print("aten:", torch.backends.cpu.get_cpu_capability())')
+    code = (
+        'import torch; import torch.nn.functional as F; '
+        'F.conv2d(torch.randn(2, 8, 16, 16), torch.randn(8, 8, 3, 3), '
+        'stride=2); print("aten:", torch.backends.cpu.get_cpu_capability())')
     out = subprocess.run([sys.executable, '-c', code],
                          capture_output=True,
                          text=True,

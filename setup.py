@@ -36,7 +36,9 @@ extras = {
     # 2.9) needs onnxscript.
     'deploy': ['onnx', 'onnxruntime', 'onnxscript', 'openvino>=2024.0'],
     # The linters as mmdet pins them in spirit (setup.cfg; `make lint`).
-    'tests': ['pytest>=7', 'flake8==7.1.1', 'isort==5.13.2', 'yapf==0.40.2'],
+    # docker: its SDK's own .dockerignore matching, for tests/test_docker.py.
+    'tests': ['pytest>=7', 'flake8==7.1.1', 'isort==5.13.2', 'yapf==0.40.2',
+              'docker>=7'],
 }
 extras['all'] = sorted({r for k in ('detection', 'segmentation', 'classification', 'pose', 'deploy')
                         for r in extras[k]})

@@ -230,8 +230,9 @@ def test_the_link_checker_sees_a_broken_link(tmp_path):
     assert 'nowhere' not in _anchors(text) and 'here' in _anchors(text)
 
 
-def test_front_page_is_short():
+def test_front_page_and_tools_readme_are_short():
     assert len((REPO / 'README.md').read_text().splitlines()) <= 250
+    assert len((REPO / 'tools' / 'README.md').read_text().splitlines()) <= 300
 
 
 # ---------------------------------------------------------------- tests

@@ -1,13 +1,14 @@
 """Semantic segmentation (mmseg) and ImageNet classification (mmpretrain)
-configs on
-generated toy data, released-checkpoint evaluation, and the paper's ablations.
-"""
+configs on generated toy data, released-checkpoint evaluation, and the
+paper's ablations."""
 import glob
 import os
 import os.path as osp
+import pickle
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import (REPO, cfg_options_argv, rel_diff, run_tool,
@@ -178,23 +179,61 @@ def test_conv_cfg_swap_trains_a_self_calibrated_mmpretrain_resnet18(
 def _train_then_test(config, opts, schedule, checkpoint, show_dir, work_dir,
                      fresh):
     """tools/train.py with a short schedule (in a fresh interpreter if
-    ``fresh``), then tools/test.py on its checkpoint; the test log."""
+    ``fresh``), then tools/test.py on its checkpoint with ``--out``; the test
+    log and the dumped predictions."""
     out = run_tool(
         ['tools/train.py', config, '--work-dir',
          str(work_dir)] + cfg_options_argv(dict(opts, **schedule)),
         fresh=fresh)
     assert out.returncode == 0, out.stderr[-3000:]
+    preds = work_dir / 'preds.pkl'
     out = run_tool([
         'tools/test.py', config,
         str(work_dir / checkpoint), '--work-dir',
-        str(work_dir), '--show-dir', show_dir
+        str(work_dir), '--show-dir', show_dir, '--out',
+        str(preds)
     ] + cfg_options_argv(opts))
     assert out.returncode == 0, out.stderr[-3000:]
-    return out.stdout + out.stderr
+    log = out.stdout + out.stderr
+    # The metric comes from the checkpoint just trained, and from no other.
+    loads = re.findall(r'Load checkpoint from (\S+)', log)
+    assert loads == [str(work_dir / checkpoint)], loads
+    with open(preds, 'rb') as f:
+        return log, pickle.load(f)
 
 
-def test_segmentation_train_then_test_prints_miou(toy_seg, tmp_path):
-    log = _train_then_test(
+def _logged(log, name):
+    """The value of metric ``name`` in the test log's final line."""
+    values = re.findall(rf'{re.escape(name)}: (\d+\.\d+)', log)
+    assert values, f'{name} not in the log'
+    return float(values[-1])
+
+
+def _miou(samples):
+    """mIoU (%) over the dataset as mmseg's IoUMetric defines it: per class,
+    intersections and unions summed over all images; classes that occur in
+    neither prediction nor ground truth left out; pixels labelled 255
+    ignored."""
+    n = max(
+        int(s['gt_sem_seg']['data'].max())
+        for s in samples if (s['gt_sem_seg']['data'] != 255).any()) + 1
+    n = max(n, len(samples[0]['metainfo'].get('classes', ())) or n)
+    inter, union = np.zeros(n), np.zeros(n)
+    for s in samples:
+        pred = np.asarray(s['pred_sem_seg']['data']).reshape(-1)
+        gt = np.asarray(s['gt_sem_seg']['data']).reshape(-1)
+        keep = gt != 255
+        pred, gt = pred[keep], gt[keep]
+        for c in range(n):
+            inter[c] += np.sum((pred == c) & (gt == c))
+            union[c] += np.sum((pred == c) | (gt == c))
+    with np.errstate(invalid='ignore', divide='ignore'):
+        return float(np.nanmean(inter / union) * 100)
+
+
+def test_segmentation_train_then_test_gives_the_miou_of_its_predictions(
+        toy_seg, tmp_path):
+    log, samples = _train_then_test(
         SEG_TOY,
         seg_options(SEG_TOY, toy_seg), {
             'train_cfg.max_iters': 4,
@@ -205,14 +244,18 @@ def test_segmentation_train_then_test_prints_miou(toy_seg, tmp_path):
         str(tmp_path / 'painted'),
         tmp_path,
         fresh=True)  # mmseg's one run in a fresh interpreter
-    assert re.search(r'mIoU: \d+\.\d+', log)
+    miou = _logged(log, 'mIoU')
+    assert 0 <= miou <= 100
+    assert len(samples) == 2
+    assert abs(miou - _miou(samples)) <= 0.01, (miou, _miou(samples))
     assert len(
         glob.glob(str(tmp_path / 'painted' / '**' / '*.png'),
                   recursive=True)) == 2
 
 
-def test_classification_train_then_test_prints_top1(toy_cls, tmp_path):
-    log = _train_then_test(
+def test_classification_train_then_test_gives_the_top1_of_its_predictions(
+        toy_cls, tmp_path):
+    log, samples = _train_then_test(
         CLS_TOY,
         cls_options(CLS_TOY, toy_cls), {
             'train_cfg.max_epochs': 1,
@@ -223,7 +266,11 @@ def test_classification_train_then_test_prints_top1(toy_cls, tmp_path):
         'painted',
         tmp_path,
         fresh=False)
-    assert re.search(r'accuracy/top1: \d+\.\d+', log)
+    top1 = _logged(log, 'accuracy/top1')
+    assert 0 <= top1 <= 100
+    assert len(samples) == 6
+    hits = [int(s['pred_label'][0]) == int(s['gt_label'][0]) for s in samples]
+    assert abs(top1 - 100 * sum(hits) / len(hits)) <= 0.01, (top1, hits)
     assert len(glob.glob(str(
         tmp_path / 'painted' / '*.png'))) == 6  # under the work dir
 

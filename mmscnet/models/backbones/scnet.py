@@ -49,22 +49,18 @@ def _shortfall(r, side):
 
 
 class CalibrationPool(nn.Module):
-    """Pool_r of the paper: a non-overlapping r x r window (kernel = stride =
-    r), exactly the released ``nn.AvgPool2d(r, r)`` (or ``nn.MaxPool2d``)
-    wherever the map is at least r x r.
+    """Pool_r of the paper: a non-overlapping r x r window, exactly the
+    released ``nn.AvgPool2d(r, r)`` (or ``nn.MaxPool2d``) wherever the map is
+    at least r x r.
 
-    A side shorter than r is pooled whole, so tiny maps (the deep stages of a
-    detector on a small image) give a 1-pixel summary instead of an error.
-    That is done with no shape logic in Python, so that a graph exported with
-    dynamic sizes pools right at every size (an exported window is a
-    constant): the short side is padded to r (zeros for 'avg', divided by the
-    share of the window that is the map's; -inf for 'max'). Where both sides
-    are at least r the padding is empty and the divisor exactly 1.
-
-    One case stays as in PyTorch: training with batch statistics
-    (``norm_eval=False``) on a batch of ONE image whose map pools to 1x1 gives
-    K2's BatchNorm a single value per channel, which it cannot normalise. Use
-    two or more images per GPU, ``norm_eval=True`` (mmdet's default) or GN.
+    A side shorter than r (the deep stages of a detector on a small image) is
+    pooled whole instead of raising. With no shape logic in Python, so that a
+    graph exported with dynamic sizes pools right at every size (an exported
+    window is a constant): the short side is padded to r, with zeros divided
+    by the map's share of the window for 'avg', with -inf for 'max'. Where
+    both sides are at least r the padding is empty and the divisor exactly 1.
+    (Training with batch statistics on ONE image whose map pools to 1x1 still
+    fails in K2's BatchNorm, as it would in PyTorch.)
     """
 
     def __init__(self, pooling_r, pooling_type='avg'):
@@ -294,58 +290,39 @@ class SCBottleneck(BaseModule):
 
 @MODELS.register_module()
 class SCNet(BaseModule):
-    """SCNet backbone, a drop-in for mmdet's ``ResNet``.
+    """SCNet backbone, a drop-in for mmdet's ``ResNet``: the same arguments
+    (``in_channels``, ``stem_channels``, ``base_channels``, ``num_stages``,
+    ``strides``, ``dilations``, ``out_indices``, ``deep_stem``,
+    ``avg_down``, ``frozen_stages``, ``conv_cfg``, ``norm_cfg``,
+    ``norm_eval``, ``with_cp``, ``zero_init_residual``, ``pretrained``,
+    ``init_cfg``), with the same meaning, so that the ``type`` is the only
+    change in a config.
 
-    Returns the feature maps of the stages in ``out_indices``: by default all
-    four, with 256/512/1024/2048 channels at strides 4/8/16/32. The attributes
-    ``out_channels`` and ``out_strides`` describe the returned maps, in order,
+    Returns the feature maps of the stages in ``out_indices`` (in stage
+    order): by default all four, with 256/512/1024/2048 channels at strides
+    4/8/16/32. ``out_channels`` and ``out_strides`` describe them, in order,
     for code that builds necks and heads.
 
     Args:
         depth (int): 50, 101 or 152 (bottleneck, released), or 18 or 34
             (``SCBasicBlock`` of the general layer's module, beyond the
             release: no released weights, train from scratch).
-        in_channels (int): Input image channels. Default: 3.
-        stem_channels (int, optional): Stem output channels. Default:
-            ``base_channels``.
-        base_channels (int): Width of the first stage (its output is x4).
-        num_stages (int): 1 to 4.
-        strides (Sequence[int]): Stride of the first block of each stage.
-        dilations (Sequence[int]): Dilation of each stage. Dilated mode as
-            mmseg's ResNetV1c: ``strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4)``
-            (output stride 8) or ``(1, 2, 2, 1), (1, 1, 1, 2)`` (16).
-        out_indices (Sequence[int]): Stages whose outputs are returned, in
-            stage order whatever the order given (as mmdet's ResNet); each
-            stage at most once.
         style (str): Only 'pytorch': SCNet carries the stride in K1/K4.
-        deep_stem (bool): Three 3x3 convs instead of the 7x7 stem (v1d).
-        avg_down (bool): Shortcut downsampled by AvgPool then a 1x1 conv (v1d).
         avd (bool): Stride by average pooling after the branches in the first
             block of stages 2-4 (v1d).
-        groups (int): Cardinality (SCNeXt). base_width (int): see
-            :class:`SCBottleneck`. Widths that leave a branch with no
-            channel are refused. Bottleneck depths only: SCNet-18/34 takes
-            groups=1, the default base_width and no avd.
+        groups, base_width (int): Cardinality (SCNeXt) and branch width, see
+            :class:`SCBottleneck`. Bottleneck depths only.
         pooling_r, pooling_type, with_identity, upsample_mode: see
             :class:`SCConv`.
         contract_dilation (bool): Halve the dilation of the first block of a
             dilated stage (mmseg's convention; the authors' dilated code does
-            the same).
-        frozen_stages (int): Stages with frozen parameters and BN in eval
-            mode; 0 freezes the stem only, -1 nothing.
-        conv_cfg, norm_cfg: mmcv layer configs (BN, SyncBN, GN, ...).
-        norm_eval (bool): Keep norm layers in eval mode while training.
-        with_cp (bool): Gradient checkpointing; saves memory, costs speed.
+            the same). Dilated mode as mmseg's ResNetV1c: ``strides=(1, 2, 1,
+            1), dilations=(1, 1, 2, 4)`` (output stride 8) or ``(1, 2, 2,
+            1), (1, 1, 1, 2)`` (16).
         channels_last (bool): Run the convolutions on a channels-last copy of
-            the input (NHWC), which oneDNN (CPU) and cuDNN (GPU, AMP) run
-            faster. The returned maps are made contiguous (NCHW) again, since
-            some downstream ops (e.g. mmcv's CPU RoIAlign) read raw NCHW
-            memory. Same results within fp32 rounding (about 1e-6 relative).
-            Default: False.
-        zero_init_residual (bool): Zero the last norm of each block, when the
-            backbone is initialised from scratch (no ``init_cfg``, no
-            ``pretrained``), as mmdet's ResNet does.
-        pretrained (str, optional): Deprecated, use ``init_cfg``.
+            the input (NHWC), which oneDNN and cuDNN (AMP) run faster; the
+            maps come back NCHW (mmcv's CPU RoIAlign reads raw NCHW memory).
+            Same results within fp32 rounding. Default: False.
         init_cfg (dict or list[dict], optional): e.g.
             ``dict(type='Pretrained', checkpoint='scnet50-dc6a7e87.pth')``.
 
@@ -444,30 +421,26 @@ class SCNet(BaseModule):
         self.channels_last = channels_last
 
         self._make_stem(in_channels, stem_channels, conv_cfg, norm_cfg)
+        block_kwargs = dict(
+            groups=groups,
+            base_width=base_width,
+            avd=avd,
+            with_cp=with_cp,
+            conv_cfg=conv_cfg,
+            norm_cfg=norm_cfg,
+            init_cfg=block_init_cfg,
+            pooling_r=pooling_r,
+            pooling_type=pooling_type,
+            with_identity=with_identity,
+            upsample_mode=upsample_mode)
         inplanes = stem_channels
         self.res_layers = []
         stage_channels, stage_strides, reduction = [], [], 4
         for i, num_blocks in enumerate(stage_blocks[:num_stages]):
             planes = base_channels * 2**i
-            layer = self._make_layer(
-                inplanes,
-                planes,
-                num_blocks,
-                strides[i],
-                dilations[i],
-                groups=groups,
-                base_width=base_width,
-                avd=avd,
-                avg_down=avg_down,
-                contract_dilation=contract_dilation,
-                with_cp=with_cp,
-                conv_cfg=conv_cfg,
-                norm_cfg=norm_cfg,
-                init_cfg=block_init_cfg,
-                pooling_r=pooling_r,
-                pooling_type=pooling_type,
-                with_identity=with_identity,
-                upsample_mode=upsample_mode)
+            layer = self._make_layer(inplanes, planes, num_blocks, strides[i],
+                                     dilations[i], avg_down, contract_dilation,
+                                     **block_kwargs)
             inplanes = planes * self.block.expansion
             layer_name = f'layer{i + 1}'
             self.add_module(layer_name, layer)
@@ -507,35 +480,28 @@ class SCNet(BaseModule):
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
 
     def _make_layer(self, inplanes, planes, num_blocks, stride, dilation,
-                    avg_down, contract_dilation, conv_cfg, norm_cfg,
-                    **block_kwargs):
+                    avg_down, contract_dilation, **kwargs):
         out_planes = planes * self.block.expansion
         downsample = None
         if stride != 1 or inplanes != out_planes:
-            layers = []
-            if avg_down:
-                # Always present (an identity pool at stride 1) to keep the
-                # released key layout downsample.1 / downsample.2.
-                layers.append(
-                    nn.AvgPool2d(
-                        stride,
-                        stride,
-                        ceil_mode=True,
-                        count_include_pad=False))
-            layers += [
+            # avg_down: the pool is always there (an identity at stride 1),
+            # to keep the released key layout downsample.1 / downsample.2.
+            pool = [
+                nn.AvgPool2d(
+                    stride, stride, ceil_mode=True, count_include_pad=False)
+            ] if avg_down else []
+            downsample = nn.Sequential(
+                *pool,
                 build_conv_layer(
-                    conv_cfg,
+                    kwargs['conv_cfg'],
                     inplanes,
                     out_planes,
                     1,
-                    stride=1 if avg_down else stride,
+                    1 if avg_down else stride,
                     bias=False),
-                build_norm_layer(norm_cfg, out_planes)[1]
-            ]
-            downsample = nn.Sequential(*layers)
+                build_norm_layer(kwargs['norm_cfg'], out_planes)[1])
         first_dilation = (
             dilation // 2 if contract_dilation and dilation > 1 else dilation)
-        kwargs = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, **block_kwargs)
         blocks = [
             self.block(
                 inplanes,
@@ -544,13 +510,12 @@ class SCNet(BaseModule):
                 first_dilation,
                 downsample=downsample,
                 **kwargs)
-        ]
-        blocks += [
+        ] + [
             self.block(out_planes, planes, 1, dilation, **kwargs)
             for _ in range(1, num_blocks)
         ]
-        return Sequential(
-            *blocks)  # mmengine's: it initialises the blocks' init_cfg
+        # mmengine's Sequential: it initialises the blocks' init_cfg.
+        return Sequential(*blocks)
 
     def _freeze_stages(self):
         frozen = []

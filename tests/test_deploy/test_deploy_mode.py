@@ -291,7 +291,7 @@ def test_benchmark_smoke(tmp_path, capsys):
     out = benchmark.main([
         '--batch-size', '2', '--shape', '64', '64', '--repeat', '1',
         '--warmup', '0', '--precisions', 'fp32', 'bf16', '--channels-last',
-        '--json',
+        '--stack-conv1', '--json',
         str(tmp_path / 'b.json')
     ])
     # The machine is named: its model and which of the flags that decide
@@ -306,9 +306,12 @@ def test_benchmark_smoke(tmp_path, capsys):
                  'infer bf16 SCNet-50', 'deploy fp32 SCNet-50',
                  'deploy bf16 SCNet-50', 'train fp32 SCNet-50 channels_last',
                  'infer fp32 ResNet-50 channels_last',
+                 'train bf16 SCNet-50 stack_conv1',
                  'onnxruntime fp32 SCNet-50', 'openvino fp32 SCNet-50'):
         assert case in names
     assert 'train fp32 SCNet-50 / train fp32 ResNet-50' in out['ratios']
+    assert ('train fp32 SCNet-50 stack_conv1 / train fp32 SCNet-50'
+            in out['ratios'])
     assert 'openvino fp32 SCNet-50 / infer fp32 SCNet-50' in out['ratios']
     assert ('train fp32 SCNet-50 NHWC input / train fp32 ResNet-50 '
             'channels_last') in out['ratios']

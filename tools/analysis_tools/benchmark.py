@@ -25,7 +25,7 @@ import time
 import torch
 
 from mmscnet.analysis import benchmark as bm
-from mmscnet.deploy import optimize
+from mmscnet.deploy import optimize, stack_conv1
 from mmscnet.deploy.onnx import export_onnx, onnxruntime_runner
 from mmscnet.utils.misc import cpu_description, cpu_has_native_bf16
 
@@ -75,6 +75,11 @@ def parse_args(argv=None):
         action='store_true',
         help='also SCNet(channels_last=True), and SCNet and ResNet each fed '
         'a channels-last input')
+    p.add_argument(
+        '--stack-conv1',
+        action='store_true',
+        help='also the training step with mmscnet.deploy.stack_conv1 (conv1_a '
+        'and conv1_b as one stacked conv; backbones only)')
     p.add_argument(
         '--no-deploy', action='store_true', help='skip the deploy-mode rows')
     p.add_argument(
@@ -138,6 +143,16 @@ def backbone_cases(args, x):
         cases[f'infer {prec} {sc}'] = bm.inference(scnet, x, prec)
         cases[f'infer {prec} {rn}'] = bm.inference(resnet, x, prec)
         pairs.append((f'infer {prec} {sc}', f'infer {prec} {rn}'))
+    if args.stack_conv1 and not args.no_train:
+        # The opt-in transform (mmscnet.deploy.stack_conv1), against the
+        # plain SCNet and against ResNet.
+        for prec in args.precisions:
+            name = f'train {prec} {sc} stack_conv1'
+            stacked = copy.deepcopy(scnet)
+            stack_conv1(stacked)
+            cases[name] = bm.train_step(stacked, x, prec)
+            pairs += [(name, f'train {prec} {rn}'),
+                      (name, f'train {prec} {sc}')]
     if args.channels_last:
         # SCNet(channels_last=True) takes and returns NCHW (so mmdet's heads
         # get what they expect) and pays two layout conversions for it;

@@ -268,9 +268,14 @@ class SCBottleneck(BaseModule):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
 
+    def _project(self, x):
+        """X1 and X2: the input's two 1x1 projections, each with its BN and
+        ReLU."""
+        return (self.relu(self.bn1_a(self.conv1_a(x))),
+                self.relu(self.bn1_b(self.conv1_b(x))))
+
     def _inner_forward(self, x):
-        x1 = self.relu(self.bn1_a(self.conv1_a(x)))
-        x2 = self.relu(self.bn1_b(self.conv1_b(x)))
+        x1, x2 = self._project(x)
         y1 = self.k1(x1)
         y2 = self.scconv(x2)
         if self.avd:

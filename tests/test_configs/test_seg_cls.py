@@ -214,16 +214,15 @@ def _miou(samples):
     intersections and unions summed over all images; classes that occur in
     neither prediction nor ground truth left out; pixels labelled 255
     ignored."""
-    n = max(
-        int(s['gt_sem_seg']['data'].max())
-        for s in samples if (s['gt_sem_seg']['data'] != 255).any()) + 1
-    n = max(n, len(samples[0]['metainfo'].get('classes', ())) or n)
-    inter, union = np.zeros(n), np.zeros(n)
+    pairs = []
     for s in samples:
         pred = np.asarray(s['pred_sem_seg']['data']).reshape(-1)
         gt = np.asarray(s['gt_sem_seg']['data']).reshape(-1)
-        keep = gt != 255
-        pred, gt = pred[keep], gt[keep]
+        pairs.append((pred[gt != 255], gt[gt != 255]))
+    # Classes beyond the largest label seen have no union: left out anyway.
+    n = 1 + max(int(max(p.max(), g.max())) for p, g in pairs)
+    inter, union = np.zeros(n), np.zeros(n)
+    for pred, gt in pairs:
         for c in range(n):
             inter[c] += np.sum((pred == c) & (gt == c))
             union[c] += np.sum((pred == c) | (gt == c))

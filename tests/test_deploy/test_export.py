@@ -60,36 +60,35 @@ def _max_rel_diff(got, expected):
     return worst
 
 
-def _onnx_export(model, path, dynamo):
-    x = torch.randn(1, 3, *EXPORT_HW)
+def _onnx_export(model, path, dynamo, x, min_side=32):
+    """``torch.onnx.export`` as a user calls it, with batch, height and width
+    dynamic."""
     names = [f'out{i}' for i in range(len(_outputs(model(x))))]
+    dims = {0: ('batch', 1), 2: ('height', min_side), 3: ('width', min_side)}
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         if dynamo:
             dim = torch.export.Dim
+            shapes = {
+                i: dim(n, min=lo, max=2048)
+                for i, (n, lo) in dims.items()
+            }
             torch.onnx.export(
                 model, (x, ),
                 path,
                 input_names=['input'],
                 output_names=names,
-                dynamic_shapes=({
-                    0: dim('batch', min=1, max=16),
-                    2: dim('height', min=32, max=2048),
-                    3: dim('width', min=32, max=2048)
-                }, ),
+                dynamic_shapes=(shapes, ),
                 dynamo=True,
                 external_data=False)
         else:
+            axes = {i: n for i, (n, _) in dims.items()}
             torch.onnx.export(
                 model, (x, ),
                 path,
                 input_names=['input'],
                 output_names=names,
-                dynamic_axes={'input': {
-                    0: 'batch',
-                    2: 'height',
-                    3: 'width'
-                }},
+                dynamic_axes={'input': axes},
                 opset_version=17,
                 dynamo=False)
 
@@ -100,7 +99,7 @@ def test_torch_onnx_export_as_is(tmp_path, what, dynamo):
     import onnxruntime as ort
     model = _backbone() if what == 'backbone' else _classifier()
     path = str(tmp_path / f'{what}.onnx')
-    _onnx_export(model, path, dynamo)
+    _onnx_export(model, path, dynamo, torch.randn(1, 3, *EXPORT_HW))
     session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
     for batch, hw in ((1, EXPORT_HW), (2, OTHER_HW[0]), (1, OTHER_HW[1])):
         x = torch.randn(batch, 3, *hw)
@@ -158,32 +157,7 @@ def test_pooling_graph_follows_the_size(tmp_path, pooling_type, dynamo):
     import onnxruntime as ort
     model = _PoolOnly(pooling_type).eval()
     path = str(tmp_path / 'pool.onnx')
-    x = torch.randn(1, 2, 16, 20)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        if dynamo:
-            dim = torch.export.Dim
-            torch.onnx.export(
-                model, (x, ),
-                path,
-                input_names=['input'],
-                dynamic_shapes=({
-                    2: dim('h', min=1, max=512),
-                    3: dim('w', min=1, max=512)
-                }, ),
-                dynamo=True,
-                external_data=False)
-        else:
-            torch.onnx.export(
-                model, (x, ),
-                path,
-                input_names=['input'],
-                dynamic_axes={'input': {
-                    2: 'h',
-                    3: 'w'
-                }},
-                opset_version=17,
-                dynamo=False)
+    _onnx_export(model, path, dynamo, torch.randn(1, 2, 16, 20), min_side=1)
     session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
     for hw in ((16, 20), (2, 3), (1, 1), (3, 30), (9, 13)):
         x = torch.randn(1, 2, *hw) - 0.5

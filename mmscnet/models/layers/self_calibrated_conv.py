@@ -16,12 +16,11 @@ import warnings
 
 import torch
 import torch.nn as nn
-import torch.utils.checkpoint as cp
 from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmengine.model import BaseModule
 
 from mmscnet.registry import MODELS
-from ..backbones.scnet import SCConv
+from ..backbones.scnet import SCBottleneck, SCConv
 
 
 def _pair(v):
@@ -274,12 +273,7 @@ class SCBasicBlock(BaseModule):
         out += identity
         return out
 
-    def forward(self, x):
-        if self.with_cp and x.requires_grad:
-            out = cp.checkpoint(self._inner_forward, x, use_reentrant=False)
-        else:
-            out = self._inner_forward(x)
-        return self.relu(out)
+    forward = SCBottleneck.forward  # with_cp and the final ReLU alike
 
 
 def convert_to_self_calibrated(model, **calibration):

@@ -30,8 +30,9 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmscnet.registry import MODELS
 from mmscnet.utils.misc import register_load_pre_hook
-from ..utils.checks import (check_basic, check_choice, check_positive_int,
-                            check_stages, check_widths, pretrained_init_cfg)
+from ..utils.checks import (check_basic, check_branch_width, check_choice,
+                            check_positive_int, check_stages, check_v1d,
+                            check_widths, pretrained_init_cfg)
 from ..utils.state_dict_guard import refuse_unfit_state
 
 POOLING_TYPES = ('avg', 'max')
@@ -88,10 +89,9 @@ class SCConv(nn.Module):
     Args:
         planes (int): Channels of X2 (in and out).
         stride (int): Stride of K4, the block's stride. Default: 1.
-        dilation (int): Dilation (and padding) of K2, K3 and K4. Default: 1.
-        groups (int): Groups of K2, K3 and K4 (SCNeXt). Default: 1.
+        dilation, groups (int): Of K2, K3 and K4 (groups: SCNeXt).
         pooling_r (int): r, the down-sampling rate of the calibration path.
-            Default: 4. See :class:`CalibrationPool` for maps smaller than r.
+            Default: 4.
         pooling_type (str): 'avg' (paper) or 'max' (its ablation).
         with_identity (bool): Keep X2 inside the sigmoid. False gives the
             ablation ``Y' = K3(X2) * sigmoid(X')``. Default: True.
@@ -181,23 +181,21 @@ class SCBottleneck(BaseModule):
     """SCNet bottleneck: two half-width branches, K1 and the self-calibration.
 
     Args:
-        inplanes (int): Input channels.
-        planes (int): Stage width; the block outputs ``planes * 4`` channels.
+        inplanes, planes (int): Input channels and stage width; the block
+            outputs ``planes * 4`` channels.
         stride (int): Carried by K1 and K4 (after calibration, at full
             resolution), or by the avd pooling when ``avd`` is on.
-        dilation (int): Dilation of the 3x3 convs.
         groups (int): Cardinality (SCNeXt). Default: 1.
         base_width (int): Width of each branch per group at ``planes=64``:
-            branch width = ``int(planes * base_width / 64) * groups``.
-            Default 32, i.e. each branch is half of ResNet's 3x3 width.
+            ``int(planes * base_width / 64) * groups`` channels. Default 32:
+            each branch is half of ResNet's 3x3 width.
         avd (bool): Stride by ``AvgPool2d(3, stride, 1)`` after both branches
             instead of by K1/K4 (v1d). Only acts where stride > 1.
-        downsample (nn.Module, optional): Shortcut projection.
-        with_cp (bool): Gradient checkpointing of this block.
-        init_cfg (dict, optional): mmengine init config of the block (SCNet
-            passes the zero init of ``bn3`` here for ``zero_init_residual``).
-        pooling_r, pooling_type, with_identity, upsample_mode: The
-            calibration's settings, see :class:`SCConv`.
+        init_cfg (dict, optional): SCNet passes the zero init of ``bn3``
+            here for ``zero_init_residual``.
+        dilation, downsample, with_cp, conv_cfg, norm_cfg: as in mmdet's
+            ResNet bottleneck. pooling_r, pooling_type, with_identity,
+            upsample_mode: see :class:`SCConv`.
     """
 
     expansion = 4
@@ -222,11 +220,7 @@ class SCBottleneck(BaseModule):
                  upsample_mode='nearest'):
         super().__init__(init_cfg)
         width = branch_width(planes, base_width, groups)
-        if width < 1:
-            raise ValueError(
-                f'planes={planes}, base_width={base_width}, groups={groups} '
-                f'give branches of {width} channels (int(planes * base_width '
-                '/ 64) * groups); raise planes or base_width')
+        check_branch_width(width, planes, base_width, groups)
         self.with_cp = with_cp
         self.avd = avd and stride > 1
         conv_stride = 1 if self.avd else stride
@@ -269,8 +263,7 @@ class SCBottleneck(BaseModule):
         self.downsample = downsample
 
     def _project(self, x):
-        """X1 and X2: the input's two 1x1 projections, each with its BN and
-        ReLU."""
+        """X1 and X2: the two 1x1 projections of X, with their BN and ReLU."""
         return (self.relu(self.bn1_a(self.conv1_a(x))),
                 self.relu(self.bn1_b(self.conv1_b(x))))
 
@@ -570,17 +563,10 @@ class SCNetV1d(SCNet):
     """
 
     def __init__(self, depth, stem_channels=None, **kwargs):
-        if self.arch_settings.get(depth, (SCBottleneck, ))[0] is not \
-                SCBottleneck:
-            raise ValueError(
-                f'SCNetV1d is the released bottleneck network (depth 50, '
-                f'101 or 152), got depth={depth}: for SCNet-{depth} use '
-                'SCNet, which takes deep_stem and avg_down too')
-        for key in ('deep_stem', 'avg_down', 'avd'):
-            if not kwargs.pop(key, True):
-                raise ValueError(
-                    f'SCNetV1d always uses {key}=True; use SCNet to turn it '
-                    'off')
+        check_v1d(
+            depth,
+            self.arch_settings.get(depth, (SCBottleneck, ))[0] is SCBottleneck,
+            kwargs)
         if stem_channels is None:
             stem_channels = 64 if depth == 50 else 128
         super().__init__(

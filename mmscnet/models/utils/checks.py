@@ -87,3 +87,25 @@ def pretrained_init_cfg(pretrained, init_cfg):
     warnings.warn('DeprecationWarning: pretrained is deprecated, '
                   'please use "init_cfg" instead')
     return dict(type='Pretrained', checkpoint=pretrained)
+
+
+def check_branch_width(width, planes, base_width, groups):
+    if width < 1:
+        raise ValueError(
+            f'planes={planes}, base_width={base_width}, groups={groups} give '
+            f'branches of {width} channels (int(planes * base_width / 64) * '
+            'groups); raise planes or base_width')
+
+
+def check_v1d(depth, is_bottleneck_depth, kwargs):
+    """SCNetV1d: a released bottleneck depth, and its three parts on (each
+    popped from ``kwargs``)."""
+    if not is_bottleneck_depth:
+        raise ValueError(
+            f'SCNetV1d is the released bottleneck network (depth 50, 101 or '
+            f'152), got depth={depth}: for SCNet-{depth} use SCNet, which '
+            'takes deep_stem and avg_down too')
+    for key in ('deep_stem', 'avg_down', 'avd'):
+        if not kwargs.pop(key, True):
+            raise ValueError(
+                f'SCNetV1d always uses {key}=True; use SCNet to turn it off')

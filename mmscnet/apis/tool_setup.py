@@ -36,8 +36,7 @@ def add_common_args(parser):
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher')
-    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK
-    # itself.
+    # torch.distributed.launch passes --local-rank (torchrun: LOCAL_RANK).
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
@@ -281,8 +280,7 @@ def build_runner(cfg):
     from mmscnet.utils.dist_utils import setup_distributed
     setup_distributed(cfg)
     if cfg.get('randomness', {}).get('deterministic'):
-        # cuBLAS refuses PyTorch's deterministic mode without a fixed
-        # workspace.
+        # cuBLAS refuses deterministic mode without a fixed workspace.
         os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
     rewrites = pop_rewrites(cfg)  # never into the config the Runner saves
     runner = Runner.from_cfg(

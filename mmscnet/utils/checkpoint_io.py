@@ -66,8 +66,7 @@ def _history_buffer_getattr(obj, name):
 
 
 def _numpy_globals():
-    # numpy 2 renamed numpy.core to numpy._core (numpy 1.26 has a _core stub
-    # only).
+    # numpy 2 renamed numpy.core to numpy._core (1.26 has only a stub).
     if int(np.__version__.split('.')[0]) >= 2:
         from numpy._core import multiarray
     else:
@@ -107,8 +106,7 @@ def _allowed_by_name():
         else:
             name = f'{obj.__module__}.{obj.__qualname__}'
         allowed[name] = obj
-        # numpy 2 renamed numpy.core to numpy._core; files of either spelling
-        # load.
+        # numpy 2 renamed numpy.core to numpy._core: either spelling loads.
         for a, b in (('numpy._core.', 'numpy.core.'), ('numpy.core.',
                                                        'numpy._core.')):
             if name.startswith(a):
@@ -160,9 +158,8 @@ def _load(filename, map_location, mechanism):
         with torch.serialization.safe_globals(MMENGINE_SAFE_GLOBALS):
             return torch.load(
                 filename, map_location=map_location, weights_only=True)
-    # weights_only=False only hands the file to RESTRICTED_PICKLE (torch
-    # refuses a pickle_module together with weights_only=True); that does the
-    # refusing.
+    # weights_only=False only hands the file to RESTRICTED_PICKLE, which does
+    # the refusing (torch takes no pickle_module with weights_only=True).
     return torch.load(
         filename,
         map_location=map_location,

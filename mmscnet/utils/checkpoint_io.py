@@ -253,6 +253,11 @@ def load_state_dict_file(path):
     return ckpt
 
 
+_announced = set()
+_STRICT = ('checkpoints load weights-only, with the types mmengine writes '
+           'allowed (mmscnet.utils.checkpoint_io)')
+
+
 def _announce(what):
     """One log line per process and kind of change, the first time it acts."""
     if what not in _announced:
@@ -260,18 +265,13 @@ def _announce(what):
         print_log(f'mmscnet: {what}', logger='current')
 
 
-_announced = set()
-
-
 def _strict_local(filename, map_location=None):
-    _announce('checkpoints load weights-only, with the types mmengine '
-              'writes allowed (mmscnet.utils.checkpoint_io)')
+    _announce(_STRICT)
     return load_from_local(filename, map_location)
 
 
 def _strict_url(url, map_location=None, model_dir=None):
-    _announce('checkpoints load weights-only, with the types mmengine '
-              'writes allowed (mmscnet.utils.checkpoint_io)')
+    _announce(_STRICT)
     return load_from_url(url, map_location, model_dir)
 
 

@@ -175,6 +175,34 @@ def test_import_changes_loading_only_where_mmengine_fails(tmp_path):
         assert announced == [], log
 
 
+def test_tools_loading_is_announced_once(tmp_path):
+    """What the tools set up (weights-only on every torch) says so once per
+    process, at the first checkpoint it loads."""
+    written = tmp_path / 'written.pth'
+    _mmengine_like_checkpoint(written)
+    code = textwrap.dedent(f"""
+        from mmengine.runner.checkpoint import _load_checkpoint
+        from mmscnet.utils import checkpoint_io
+        checkpoint_io.use_weights_only_loading()
+        print('BEFORE LOADING', flush=True)
+        for _ in range(2):
+            _load_checkpoint({str(written)!r}, map_location='cpu')
+    """)
+    # One stream, in the order written.
+    out = subprocess.run([sys.executable, '-c', code],
+                         stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT,
+                         text=True,
+                         timeout=300)
+    log = out.stdout
+    assert out.returncode == 0, log
+    lines = [line for line in log.splitlines() if 'mmscnet:' in line]
+    assert len(lines) == 1, log
+    assert 'checkpoints load weights-only, with the types mmengine writes ' \
+        'allowed' in lines[0]
+    assert log.index('BEFORE LOADING') < log.index(lines[0])
+
+
 def test_fallback_can_be_turned_off(tmp_path):
     written = tmp_path / 'written.pth'
     _mmengine_like_checkpoint(written)

@@ -57,8 +57,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(autouse=True)
 def _quiet_and_deterministic():
-    # mmengine logs one line per parameter on init_weights; keep test output
-    # readable.
+    # mmengine logs a line per parameter on init_weights: keep output short.
     from mmengine.logging import MMLogger
     logger = MMLogger.get_current_instance()
     level = logger.level

@@ -37,8 +37,7 @@ def _import_graph():
                     anchor = package.split('.')[:len(package.split('.')) -
                                                 node.level + 1]
                     base = '.'.join(anchor + ([base] if base else []))
-                # `from pkg import sub` imports the submodule when there is
-                # one.
+                # `from pkg import sub` imports the submodule where one is.
                 targets = [
                     f'{base}.{a.name}'
                     if f'{base}.{a.name}' in modules else base
@@ -197,8 +196,8 @@ def _relative_links(text):
 
 
 def _anchors(text):
-    # GitHub's heading anchors: lower case, punctuation dropped, spaces to
-    # dashes.
+    # GitHub's heading anchors: lower case, no punctuation, and a dash for
+    # each space.
     text = re.sub(r'```.*?```', '', text, flags=re.S)
     return {
         re.sub(r'[^\w\- ]', '',

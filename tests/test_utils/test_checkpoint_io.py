@@ -138,19 +138,24 @@ _IMPORT_PROBE = textwrap.dedent("""
 """)
 
 
+def _python(code, *args, env=None):
+    """Output (stdout and stderr as one stream, in the order written) of
+    ``code`` in a fresh interpreter."""
+    out = subprocess.run([sys.executable, '-c', code, *map(str, args)],
+                         stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT,
+                         text=True,
+                         env={
+                             **os.environ,
+                             **(env or {})
+                         },
+                         timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:]
+    return out.stdout
+
+
 def _probe(*paths, env=None):
-    command = [sys.executable, '-c', _IMPORT_PROBE, *map(str, paths)]
-    out = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        env={
-            **os.environ,
-            **(env or {})
-        },
-        timeout=300)
-    assert out.returncode == 0, out.stderr
-    return out.stdout + out.stderr
+    return _python(_IMPORT_PROBE, *paths, env=env)
 
 
 def test_import_changes_loading_only_where_mmengine_fails(tmp_path):
@@ -188,14 +193,7 @@ def test_tools_loading_is_announced_once(tmp_path):
         for _ in range(2):
             _load_checkpoint({str(written)!r}, map_location='cpu')
     """)
-    # One stream, in the order written.
-    out = subprocess.run([sys.executable, '-c', code],
-                         stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT,
-                         text=True,
-                         timeout=300)
-    log = out.stdout
-    assert out.returncode == 0, log
+    log = _python(code)
     lines = [line for line in log.splitlines() if 'mmscnet:' in line]
     assert len(lines) == 1, log
     assert 'checkpoints load weights-only, with the types mmengine writes ' \

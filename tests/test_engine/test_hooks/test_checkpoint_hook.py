@@ -174,8 +174,8 @@ def test_truncated_newest_checkpoint_is_reported_by_name(toy, tmp_path):
             match=r'cannot load checkpoint .*epoch_2\.pth: the file is '
             'truncated'):
         train_tool.main(argv + ['--resume', str(work / 'epoch_2.pth')])
-    # A new training into that work dir would overwrite its checkpoints:
-    # refused.
+    # Refused: a new training into that work dir would overwrite the
+    # checkpoints there.
     with pytest.raises(
             FileExistsError,
             match=r'holds the checkpoints of an earlier training '

@@ -52,9 +52,8 @@ CAPS = {
       'with bfloat16 and 8-bit integer support'), 'avx512', 'AVX512_E1'),
 }
 # The parity cells: one per family of fp32 kernels. The VNNI, BF16, AVX10.1
-# and AMX levels add int8/bf16/fp16 instructions; oneDNN's fp32 (default
-# fpmath mode) kernels there are AVX2's or AVX512_CORE's, which those caps
-# run.
+# and AMX levels add int8/bf16/fp16 instructions; there oneDNN's fp32
+# kernels (default fpmath mode) are those of the AVX2 and AVX512_CORE caps.
 FP32_CAPS = ('SSE41', 'AVX', 'AVX2', 'AVX512_CORE')
 TESTS = [
     'tests/test_models/test_backbones/test_scnet_parity.py::'

@@ -369,9 +369,8 @@ def test_zero_init_never_touches_loaded_weights(form, tmp_path):
 
 
 def test_unfit_weights_are_refused_by_the_load_hook(tmp_path):
-    # The pre-hook is registered through torch's public or (torch < 2.5)
-    # private name; the compatibility job runs this on the oldest supported
-    # torch.
+    # The pre-hook goes through torch's public or (torch < 2.5) private
+    # name; the compatibility job runs this on the oldest supported torch.
     deeper = SCNet(depth=101).state_dict()
     with pytest.raises(
             ValueError,

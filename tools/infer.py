@@ -7,6 +7,12 @@ the config's library's own inferencer (mmdet, mmseg, mmpretrain or mmpose).
 
 Writes OUT_DIR/vis/ (painted images; a painted .mp4 per video) and
 OUT_DIR/predictions.json.
+
+A detector or segmentor exported by tools/deployment/export.py runs the same
+way, in ONNX Runtime or OpenVINO, with the exported file for CHECKPOINT:
+
+    python tools/infer.py demo.jpg CONFIG mask-rcnn.onnx \
+        --backend onnxruntime --out-dir outputs
 """
 import argparse
 import sys
@@ -24,7 +30,16 @@ def parse_args(argv=None):
     parser.add_argument(
         'config', help='an mmdet, mmseg, mmpretrain or mmpose config')
     parser.add_argument(
-        'checkpoint', nargs='?', help='weights (without: random weights)')
+        'checkpoint',
+        nargs='?',
+        help='weights (without: random weights); with --backend, the '
+        'exported .onnx (or OpenVINO .xml)')
+    parser.add_argument(
+        '--backend',
+        default='pytorch',
+        choices=('pytorch', 'onnxruntime', 'openvino'),
+        help='pytorch: the library\'s own inferencer; onnxruntime or '
+        'openvino: the graph that tools/deployment/export.py wrote')
     parser.add_argument(
         '--out-dir', required=True, help='where vis/ and predictions.json go')
     parser.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N')
@@ -57,6 +72,13 @@ def parse_args(argv=None):
             or args.device.startswith('cuda:')):
         parser.error(
             f'--device must be cpu, cuda or cuda:N, got {args.device!r}')
+    if args.backend != 'pytorch':
+        if not args.checkpoint:
+            parser.error(f'--backend {args.backend} needs the exported model '
+                         '(.onnx or .xml) as CHECKPOINT')
+        if args.device != 'cpu':
+            parser.error(f'--backend {args.backend} runs on the CPU here: '
+                         f'drop --device {args.device}')
     return args
 
 
@@ -66,14 +88,19 @@ def main(argv=None):
     collect_inputs(args.input)
     check_out_dir(args.out_dir, args.overwrite)
     cfg = load_config(args.config)
-    inferencer = build_inferencer(
-        cfg,
-        args.checkpoint,
-        args.device,
-        args.score_thr,
-        det_config=args.det_config,
-        det_checkpoint=args.det_checkpoint,
-        det_cat_id=args.det_cat_id)
+    if args.backend != 'pytorch':
+        from mmscnet.adapters import get_adapter
+        inferencer = get_adapter(cfg.default_scope).runtime_inferencer(
+            cfg, args.checkpoint, args.backend, score_thr=args.score_thr)
+    else:
+        inferencer = build_inferencer(
+            cfg,
+            args.checkpoint,
+            args.device,
+            args.score_thr,
+            det_config=args.det_config,
+            det_checkpoint=args.det_checkpoint,
+            det_cat_id=args.det_cat_id)
     doc = run(
         args.input,
         inferencer,
@@ -82,6 +109,7 @@ def main(argv=None):
         args.overwrite,
         meta=dict(
             library=cfg.default_scope,
+            backend=args.backend,
             config=args.config,
             checkpoint=args.checkpoint))
     print(

@@ -35,6 +35,25 @@ class Adapter:
         image paths and returns (predictions, painted RGB images)."""
         raise NotImplementedError(f'no inferencer for {self.scope}')
 
+    def export_module(self, model):
+        """The whole model as a module that exports to one graph, with its
+        ``input_names``, ``output_names``, ``example(n, h, w)``,
+        ``dynamic_shapes()``, ``min_size`` and ``spec()`` (what the runtime
+        needs besides preprocessing)."""
+        raise NotImplementedError(
+            f'no whole-model export for {self.scope} (mmdet detectors and '
+            'mmseg segmentors export with tools/deployment/export.py; '
+            'mmpretrain classifiers and the backbone with '
+            'tools/deployment/pytorch2onnx.py)')
+
+    def runtime_inferencer(self, cfg, graph_path, backend, score_thr=0.3,
+                           threads=None):
+        """Like :meth:`inferencer`, with the exported graph at
+        ``graph_path`` in ``backend`` (onnxruntime or openvino)."""
+        raise NotImplementedError(
+            f'no exported-model inference for {self.scope}: --backend '
+            'takes mmdet and mmseg configs')
+
     def dataset_classes(self, dataset_type):
         """The default class names of the library's dataset class
         ``dataset_type`` (its ``METAINFO``), or None."""
@@ -53,3 +72,68 @@ def random_images(batch_size, shape):
         torch.randint(0, 255, (3, h, w), dtype=torch.uint8)
         for _ in range(batch_size)
     ]
+
+
+# Transforms of a test pipeline that the exported model's runtime repeats
+# (mmscnet.deploy.runtime); the Pack* ones and LoadAnnotations do nothing to
+# the image.
+EXPORT_TRANSFORMS = ('LoadImageFromFile', 'InferencerLoader', 'Resize',
+                     'LoadAnnotations', 'PackDetInputs', 'PackSegInputs')
+
+
+def export_preprocess(cfg, min_size):
+    """The test pipeline's and data preprocessor's image preparation as the
+    runtime's ``preprocess`` spec; a clear error for a pipeline it cannot
+    repeat."""
+    data_cfg = cfg.test_dataloader.dataset
+    while 'dataset' in data_cfg:
+        data_cfg = data_cfg['dataset']
+    resize = None
+    for t in data_cfg.pipeline:
+        kind = t['type'].split('.')[-1]
+        if kind not in EXPORT_TRANSFORMS:
+            raise ValueError(
+                f'test pipeline transform {t["type"]} is not repeated by the '
+                f'exported model\'s runtime, which does '
+                f'{", ".join(EXPORT_TRANSFORMS)}')
+        if kind == 'Resize':
+            if t.get('scale') is None or t.get(
+                    'interpolation', 'bilinear') != 'bilinear' or t.get(
+                        'backend', 'cv2') != 'cv2' or resize is not None:
+                raise ValueError(
+                    'the runtime repeats one Resize with a scale, bilinear '
+                    f'interpolation and the cv2 backend, got {dict(t)}')
+            resize = t
+    pre = cfg.model.data_preprocessor
+    test_cfg = pre.get('test_cfg') or {}
+    if test_cfg.get('size'):
+        raise ValueError('data_preprocessor.test_cfg.size (padding to a '
+                         'fixed size) is not repeated by the runtime; '
+                         'size_divisor is')
+    scale = None
+    if resize is not None:
+        scale = resize['scale']
+        scale = [scale, scale] if isinstance(scale, int) else list(scale)
+    return dict(
+        scale=scale,
+        keep_ratio=bool(resize and resize.get('keep_ratio', False)),
+        mean=list(pre.get('mean', (0, 0, 0))),
+        std=list(pre.get('std', (1, 1, 1))),
+        bgr_to_rgb=bool(pre.get('bgr_to_rgb', False)),
+        pad_size_divisor=pre.get('pad_size_divisor')
+        or test_cfg.get('size_divisor') or 1,
+        pad_value=pre.get('pad_value', pre.get('pad_val', 0)),
+        min_size=min_size)
+
+
+def build_visualizer(cfg, registry, classes, palette):
+    """The config's visualizer under a name of its own (as the inferencers
+    build it), set to the model's classes and palette."""
+    import time
+    vis_cfg = dict(cfg.visualizer)
+    vis_cfg['name'] = f'mmscnet_runtime_{time.time()}'
+    visualizer = registry.build(vis_cfg)
+    if palette is not None:  # JSON turned mmdet's colour tuples into lists
+        palette = [tuple(c) for c in palette]
+    visualizer.dataset_meta = dict(classes=classes, palette=palette)
+    return visualizer

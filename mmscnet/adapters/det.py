@@ -1,9 +1,10 @@
 """mmdet: painting, flip TTA, ``DumpDetResults``, ``DetInferencer``, demo
 batches."""
+import os.path as osp
 import warnings
 from copy import deepcopy
 
-from .base import Adapter
+from .base import Adapter, build_visualizer
 
 
 class DetAdapter(Adapter):
@@ -55,6 +56,14 @@ class DetAdapter(Adapter):
     def inferencer(self, cfg, checkpoint, device, score_thr=0.3, **kwargs):
         return _DetInfer(cfg, checkpoint, device, score_thr)
 
+    def export_module(self, model):
+        from .det_export import DetectorExport
+        return DetectorExport(model)
+
+    def runtime_inferencer(self, cfg, graph_path, backend, score_thr=0.3,
+                           threads=None):
+        return _DetRuntimeInfer(cfg, graph_path, backend, score_thr, threads)
+
     def packed_batch(self, model, batch_size, shape, training):
         from mmdet.testing import demo_mm_inputs
         h, w = shape
@@ -94,3 +103,65 @@ class _DetInfer:
             for p in preds:  # mmdet's JSON has label indices only
                 p['label_names'] = [self.classes[i] for i in p['labels']]
         return preds, out['visualization']
+
+
+def det_prediction(result, classes):
+    """A runtime result as DetInferencer's ``pred2dict`` writes it (masks as
+    COCO RLE), with label names."""
+    import numpy as np
+    pred = dict(
+        labels=result['labels'].tolist(),
+        scores=result['scores'].tolist(),
+        bboxes=result['bboxes'].tolist())
+    if 'masks' in result:
+        import pycocotools.mask as mask_util
+        pred['masks'] = []
+        for m in result['masks']:
+            rle = mask_util.encode(
+                np.array(m[:, :, None], order='F', dtype='uint8'))[0]
+            rle['counts'] = rle['counts'].decode()
+            pred['masks'].append(rle)
+    if classes:
+        pred['label_names'] = [classes[i] for i in pred['labels']]
+    return pred
+
+
+class _DetRuntimeInfer:
+    """The exported detector in ONNX Runtime or OpenVINO, painted by the
+    config's DetLocalVisualizer as DetInferencer paints."""
+
+    def __init__(self, cfg, graph_path, backend, score_thr, threads):
+        from mmdet.registry import VISUALIZERS
+
+        from mmscnet.deploy.runtime import ExportedModel
+        self.model = ExportedModel(graph_path, backend, threads)
+        spec = self.model.spec
+        if spec['task'] != 'detection':
+            raise ValueError(f'{graph_path} is an exported {spec["task"]} '
+                             'model, and the config an mmdet one')
+        self.classes = spec.get('classes')
+        self.visualizer = build_visualizer(cfg, VISUALIZERS, self.classes,
+                                           spec.get('palette'))
+        self.score_thr = score_thr
+
+    def __call__(self, paths):
+        import mmcv
+        import torch
+        from mmdet.structures import DetDataSample
+        from mmengine.structures import InstanceData
+        images = [mmcv.imread(p) for p in paths]
+        preds, vis = [], []
+        for path, img, result in zip(paths, images, self.model(images)):
+            preds.append(det_prediction(result, self.classes))
+            sample = DetDataSample(
+                pred_instances=InstanceData(
+                    **{k: torch.from_numpy(v)
+                       for k, v in result.items()}))
+            self.visualizer.add_datasample(
+                osp.basename(path),
+                mmcv.bgr2rgb(img),
+                sample,
+                draw_gt=False,
+                pred_score_thr=self.score_thr)
+            vis.append(self.visualizer.get_image())
+        return preds, vis

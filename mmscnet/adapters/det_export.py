@@ -124,6 +124,11 @@ class DetectorExport(nn.Module):
     """The detector as ``(images, img_shape) -> boxes, scores, labels,
     batch_index[, masks]`` (module docstring); ``detector`` in eval mode."""
 
+    task = 'detection'
+    input_names = ['images', 'img_shape']
+    # The stride-64 level is 2x2 here; at 1x1 the exporter would fix sizes.
+    min_size = 96
+
     def __init__(self, detector):
         super().__init__()
         check_exportable(detector)
@@ -134,6 +139,27 @@ class DetectorExport(nn.Module):
     def output_names(self):
         return ['boxes', 'scores', 'labels', 'batch_index'
                 ] + (['masks'] if self.with_mask else [])
+
+    def example(self, n, h, w):
+        return (torch.randn(n, 3, h, w),
+                torch.tensor([[h, w]] * n, dtype=torch.float32))
+
+    def dynamic_shapes(self, max_batch=64, max_size=4096):
+        dim = torch.export.Dim
+        batch = dim('batch', min=1, max=max_batch)
+        return ({
+            0: batch,
+            2: dim('height', min=self.min_size, max=max_size),
+            3: dim('width', min=self.min_size, max=max_size)
+        }, {
+            0: batch
+        })
+
+    def spec(self):
+        """What the runtime needs besides preprocessing."""
+        rcnn = self.detector.test_cfg.rcnn
+        return dict(
+            task=self.task, mask_thr_binary=rcnn.get('mask_thr_binary', 0.5))
 
     def forward(self, images, img_shape):
         det = self.detector

@@ -4,7 +4,7 @@ import os.path as osp
 import numpy as np
 import torch
 
-from .base import Adapter, random_images
+from .base import Adapter, build_visualizer, random_images
 
 
 class SegAdapter(Adapter):
@@ -19,6 +19,14 @@ class SegAdapter(Adapter):
 
     def inferencer(self, cfg, checkpoint, device, **kwargs):
         return _SegInfer(cfg, checkpoint, device)
+
+    def export_module(self, model):
+        from .seg_export import SegmentorExport
+        return SegmentorExport(model)
+
+    def runtime_inferencer(self, cfg, graph_path, backend, score_thr=0.3,
+                           threads=None):
+        return _SegRuntimeInfer(cfg, graph_path, backend, threads)
 
     def packed_batch(self, model, batch_size, shape, training):
         from mmengine.structures import PixelData
@@ -49,25 +57,68 @@ class _SegInfer:
 
     def __call__(self, paths):
         out = self.inferencer(paths, return_vis=True, batch_size=len(paths))
-        preds = []
-        for p in _as_list(out['predictions']):
-            label_map = p['sem_seg'] if isinstance(p, dict) else p
-            ids, counts = np.unique(label_map, return_counts=True)
-            names = [
-                self.classes[i]
-                if self.classes and i < len(self.classes) else int(i)
-                for i in ids
-            ]
-            # The label map itself goes to a PNG beside the JSON
-            # (apis/inference.py).
-            preds.append({
-                'sem_seg': label_map,
-                'classes_present': {
-                    str(n): round(c / label_map.size, 6)
-                    for n, c in zip(names, counts)
-                }
-            })
+        preds = [
+            seg_prediction(p['sem_seg'] if isinstance(p, dict) else p,
+                           self.classes) for p in _as_list(out['predictions'])
+        ]
         return preds, _as_list(out['visualization'])
+
+
+def seg_prediction(label_map, classes):
+    """The label map (saved as a PNG beside the JSON by apis/inference.py)
+    and the share of the image each class covers."""
+    ids, counts = np.unique(label_map, return_counts=True)
+    names = [
+        classes[i] if classes and i < len(classes) else int(i) for i in ids
+    ]
+    return {
+        'sem_seg': label_map,
+        'classes_present':
+        {str(n): round(c / label_map.size, 6)
+         for n, c in zip(names, counts)}
+    }
+
+
+class _SegRuntimeInfer:
+    """The exported segmentor in ONNX Runtime or OpenVINO, painted by the
+    config's SegLocalVisualizer as MMSegInferencer paints."""
+
+    def __init__(self, cfg, graph_path, backend, threads):
+        from mmseg.registry import VISUALIZERS
+
+        from mmscnet.deploy.runtime import ExportedModel
+        self.model = ExportedModel(graph_path, backend, threads)
+        spec = self.model.spec
+        if spec['task'] != 'segmentation':
+            raise ValueError(f'{graph_path} is an exported {spec["task"]} '
+                             'model, and the config an mmseg one')
+        self.classes = spec.get('classes')
+        self.visualizer = build_visualizer(cfg, VISUALIZERS, self.classes,
+                                           spec.get('palette'))
+        self.visualizer.set_dataset_meta(**self.visualizer.dataset_meta)
+        self.visualizer.alpha = 0.8  # MMSegInferencer's default opacity
+
+    def __call__(self, paths):
+        import mmcv
+        from mmengine.structures import PixelData
+        from mmseg.structures import SegDataSample
+        preds, vis = [], []
+        for path in paths:  # mmseg batches only images of one size
+            img = mmcv.imread(path)
+            label_map = self.model([img])[0]['sem_seg']
+            preds.append(seg_prediction(label_map, self.classes))
+            sample = SegDataSample(
+                pred_sem_seg=PixelData(
+                    data=torch.from_numpy(label_map)[None]))
+            self.visualizer.add_datasample(
+                osp.basename(path),
+                img[:, :, ::-1],
+                sample,
+                draw_gt=False,
+                draw_pred=True,
+                with_labels=True)
+            vis.append(self.visualizer.get_image())
+        return preds, vis
 
 
 def _as_list(x):

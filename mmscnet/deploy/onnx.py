@@ -49,6 +49,44 @@ def export_onnx(module, path, example, dynamic=True, output_names=None):
     return output_names
 
 
+def export_graph(module, inputs, path, input_names, output_names,
+                 dynamic_shapes):
+    """A whole model (``module(*inputs)``, eval mode) to ``path`` with torch's
+    exporter (``dynamo=True``), sizes free as ``dynamic_shapes`` says.
+
+    Sizes stay symbolic where the exporter would otherwise decide on them
+    (``prefer_deferred_runtime_asserts_over_guards``); the ONNX file's input
+    dimensions are then checked to be free, since a size read into a
+    constant during tracing would freeze the graph to the export size."""
+    import onnx
+    module.eval()
+    with torch.no_grad():
+        program = torch.export.export(
+            module,
+            tuple(inputs),
+            dynamic_shapes=dynamic_shapes,
+            strict=False,
+            prefer_deferred_runtime_asserts_over_guards=True)
+    torch.onnx.export(
+        program,
+        tuple(inputs),
+        path,
+        input_names=input_names,
+        output_names=output_names,
+        dynamo=True,
+        external_data=False,
+        verbose=False)
+    graph = onnx.load(path, load_external_data=False).graph
+    for value, shapes in zip(graph.input, dynamic_shapes):
+        dims = value.type.tensor_type.shape.dim
+        frozen = [i for i in shapes if dims[i].HasField('dim_value')]
+        if frozen:
+            raise RuntimeError(
+                f'{path}: input {value.name} has fixed dimensions {frozen} '
+                f'({[d.dim_value for d in dims]}) that were exported as '
+                'free: the graph would be wrong at any other size')
+
+
 def onnx_session(path, threads=None):
     import onnxruntime as ort
     options = ort.SessionOptions()

@@ -1,0 +1,242 @@
+"""An exported detector or segmentor run without PyTorch: image files in,
+the predictions mmdet's and mmseg's inferencers give out.
+
+``tools/deployment/export.py`` writes the graph (``model.onnx``, optionally
+OpenVINO IR ``model.xml``) and beside it ``model.json``: the task, the class
+names and the test pipeline's preprocessing. :class:`ExportedModel` reads
+both and does around the graph what the config's test pipeline and data
+preprocessor do before the network and what mmdet's and mmseg's heads do
+after it, in numpy and cv2:
+
+- resize as ``Resize`` does (mmcv's ``imrescale``/``imresize``: cv2
+  bilinear, the size rounded as mmcv rounds it), BGR to RGB, normalise, pad
+  to the size divisor;
+- detections: boxes divided by the scale factor, masks pasted into the
+  original image as mmdet pastes them on the CPU (bilinear sampling of the
+  28x28 mask over its box, one pixel of margin, threshold);
+- segmentation: the logits cropped to the image, resized to the original
+  size as ``torch.nn.functional.interpolate`` does, and the argmax.
+"""
+import json
+import os.path as osp
+
+import numpy as np
+
+BACKENDS = ('onnxruntime', 'openvino')
+GRAPH_EXTS = {'.onnx': 'onnxruntime or openvino', '.xml': 'openvino'}
+
+
+def spec_path(graph_path):
+    """``model.json`` for ``model.onnx`` or ``model.xml``."""
+    return osp.splitext(graph_path)[0] + '.json'
+
+
+def read_spec(graph_path):
+    path = spec_path(graph_path)
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'{path} not found: it is written beside {graph_path} by '
+            'tools/deployment/export.py and says how to preprocess images')
+    with open(path) as f:
+        return json.load(f)
+
+
+def open_session(graph_path, backend, threads=None):
+    """``run(feeds: dict) -> [arrays]`` for the graph in ``backend``."""
+    if backend not in BACKENDS:
+        raise ValueError(
+            f'backend must be one of {BACKENDS}, got {backend!r}')
+    ext = osp.splitext(graph_path)[1]
+    if ext not in GRAPH_EXTS:
+        raise ValueError(f'{graph_path}: an exported graph ends in '
+                         f'{" or ".join(GRAPH_EXTS)}')
+    if ext == '.xml' and backend != 'openvino':
+        raise ValueError(f'{graph_path} is OpenVINO IR: use --backend '
+                         'openvino, or the .onnx file with onnxruntime')
+    if not osp.isfile(graph_path):
+        raise FileNotFoundError(f'exported model not found: {graph_path}')
+    if backend == 'onnxruntime':
+        from .onnx import onnx_session
+        session = onnx_session(graph_path, threads)
+        return lambda feeds: session.run(None, feeds)
+    from .openvino import _ov
+    ov = _ov()
+    config = {'INFERENCE_PRECISION_HINT': 'f32'}
+    if threads:
+        config['INFERENCE_NUM_THREADS'] = threads
+    request = ov.Core().compile_model(graph_path, 'CPU',
+                                      config).create_infer_request()
+
+    def run(feeds):
+        # Copies: the request's output buffers are reused by the next call.
+        return [o.copy() for o in request.infer(feeds).to_tuple()]
+
+    return run
+
+
+def rescale_size(w, h, scale):
+    """mmcv's ``rescale_size``: the size that fits ``scale`` (long and short
+    edge limits) keeping the aspect ratio, rounded as mmcv rounds it."""
+    factor = min(max(scale) / max(h, w), min(scale) / min(h, w))
+    return int(w * factor + 0.5), int(h * factor + 0.5)
+
+
+def preprocess(images, spec):
+    """BGR uint8 images -> (batch (N, 3, H, W) float32, valid shapes (N, 2)
+    float32, per-image (ori_shape, scale_factor (w, h)))."""
+    import cv2
+    pre = spec['preprocess']
+    resized, metas = [], []
+    for img in images:
+        h, w = img.shape[:2]
+        if pre.get('scale'):
+            size = (rescale_size(w, h, pre['scale'])
+                    if pre['keep_ratio'] else tuple(pre['scale']))
+            img = cv2.resize(img, size, interpolation=cv2.INTER_LINEAR)
+        nh, nw = img.shape[:2]
+        metas.append(((h, w), (nw / w, nh / h)))
+        x = img[..., ::-1] if pre['bgr_to_rgb'] else img
+        x = (x.astype(np.float32) - np.float32(pre['mean'])) / np.float32(
+            pre['std'])
+        resized.append(x.transpose(2, 0, 1))
+    if spec['task'] == 'segmentation' and len(
+        {r.shape for r in resized}) > 1:
+        raise ValueError('segmentation batches hold images of one size after '
+                         'resizing (as mmseg requires): use batch size 1')
+    d = pre.get('pad_size_divisor') or 1
+    hh = max(r.shape[1] for r in resized)
+    ww = max(r.shape[2] for r in resized)
+    hh, ww = -(-hh // d) * d, -(-ww // d) * d
+    low = pre.get('min_size', 1)
+    if min(hh, ww) < low:
+        raise ValueError(
+            f'an image of {hh}x{ww} after resizing and padding is below the '
+            f'exported graph\'s smallest input, {low} pixels a side')
+    batch = np.full((len(resized), 3, hh, ww),
+                    pre.get('pad_value', 0),
+                    dtype=np.float32)
+    for i, r in enumerate(resized):
+        batch[i, :, :r.shape[1], :r.shape[2]] = r
+    shapes = np.array([r.shape[1:] for r in resized], dtype=np.float32)
+    return batch, shapes, metas
+
+
+def _linear_taps(n_in, n_out, align_corners, offset=0.0, scale=None):
+    """Source indices and weights of bilinear resampling along one axis, as
+    torch's ``interpolate`` computes them."""
+    dst = np.arange(n_out, dtype=np.float32)
+    if align_corners:
+        s = (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+        src = dst * np.float32(s)
+    else:
+        s = np.float32(n_in / n_out if scale is None else scale)
+        src = np.maximum((dst + np.float32(0.5)) * s - np.float32(0.5), 0)
+    i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    w1 = (src - i0).astype(np.float32)
+    return i0, i1, w1
+
+
+def resize_bilinear(x, size, align_corners=False):
+    """(C, H, W) -> (C, h, w) as ``F.interpolate(mode='bilinear')``."""
+    y0, y1, wy = _linear_taps(x.shape[1], size[0], align_corners)
+    x0, x1, wx = _linear_taps(x.shape[2], size[1], align_corners)
+    rows = x[:, y0] * (1 - wy)[:, None] + x[:, y1] * wy[:, None]
+    return rows[:, :, x0] * (1 - wx) + rows[:, :, x1] * wx
+
+
+def paste_mask(mask, box, h, w, threshold):
+    """One RoI mask (m, m) pasted into an (h, w) image as mmdet's
+    ``_do_paste_mask`` does on the CPU: ``grid_sample`` (bilinear, zero
+    padding, ``align_corners=False``) over the box plus a pixel of margin."""
+    x0, y0, x1, y1 = (np.float32(v) for v in box)
+    out = np.zeros((h, w), dtype=bool)
+    xa = int(max(np.floor(x0) - 1, 0))
+    ya = int(max(np.floor(y0) - 1, 0))
+    xb = int(min(np.ceil(x1) + 1, w))
+    yb = int(min(np.ceil(y1) + 1, h))
+    if xb <= xa or yb <= ya:
+        return out
+    m = mask.shape[0]
+
+    def axis(start, stop, lo, hi):
+        g = (np.arange(start, stop, dtype=np.float32) + np.float32(0.5) -
+             lo) / (hi - lo) * np.float32(2) - np.float32(1)
+        g = np.where(np.isinf(g), np.float32(0), g)
+        src = ((g + 1) * m - 1) / 2  # grid_sample's unnormalisation
+        i0 = np.floor(src)
+        frac = (src - i0).astype(np.float32)
+        i0 = i0.astype(np.int64)
+        return i0, frac
+
+    iy, fy = axis(ya, yb, y0, y1)
+    ix, fx = axis(xa, xb, x0, x1)
+
+    def tap(i):  # zero outside the mask, as grid_sample pads
+        ok = (i >= 0) & (i < m)
+        return np.clip(i, 0, m - 1), ok.astype(np.float32)
+
+    (ty0, oy0), (ty1, oy1) = tap(iy), tap(iy + 1)
+    (tx0, ox0), (tx1, ox1) = tap(ix), tap(ix + 1)
+    mk = mask.astype(np.float32)
+    top = (mk[ty0][:, tx0] * (oy0[:, None] * ox0) * (1 - fx) +
+           mk[ty0][:, tx1] * (oy0[:, None] * ox1) * fx)
+    bottom = (mk[ty1][:, tx0] * (oy1[:, None] * ox0) * (1 - fx) +
+              mk[ty1][:, tx1] * (oy1[:, None] * ox1) * fx)
+    value = top * (1 - fy)[:, None] + bottom * fy[:, None]
+    out[ya:yb, xa:xb] = value >= threshold
+    return out
+
+
+def detections(outputs, metas, spec):
+    """Graph outputs -> per image dict(labels, scores, bboxes[, masks]) in
+    the original image's pixels, each image's in descending score order."""
+    boxes, scores, labels, batch = outputs[:4]
+    masks = outputs[4] if len(outputs) > 4 else None
+    results = []
+    for i, ((h, w), (sw, sh)) in enumerate(metas):
+        sel = np.flatnonzero(batch == i)
+        b = boxes[sel] / np.array([sw, sh, sw, sh], dtype=np.float32)
+        r = dict(labels=labels[sel], scores=scores[sel], bboxes=b)
+        if masks is not None:
+            r['masks'] = np.stack([
+                paste_mask(masks[j], b[k], h, w, spec['mask_thr_binary'])
+                for k, j in enumerate(sel)
+            ]) if len(sel) else np.zeros((0, h, w), dtype=bool)
+        results.append(r)
+    return results
+
+
+def segmentation(outputs, shapes, metas, spec):
+    """Graph logits (N, C, H, W) -> per image dict(logits at the original
+    size, sem_seg label map)."""
+    logits = outputs[0]
+    results = []
+    for i, ((h, w), _) in enumerate(metas):
+        vh, vw = int(shapes[i][0]), int(shapes[i][1])
+        x = resize_bilinear(logits[i, :, :vh, :vw], (h, w),
+                            spec['align_corners'])
+        results.append(dict(logits=x, sem_seg=x.argmax(0)))
+    return results
+
+
+class ExportedModel:
+    """An exported graph and its ``model.json``: ``model(images)`` takes BGR
+    uint8 arrays (as cv2 and mmcv read them) and returns one result dict per
+    image (:func:`detections`, :func:`segmentation`)."""
+
+    def __init__(self, graph_path, backend='onnxruntime', threads=None):
+        self.spec = read_spec(graph_path)
+        self.run = open_session(graph_path, backend, threads)
+
+    @property
+    def classes(self):
+        return self.spec.get('classes')
+
+    def __call__(self, images):
+        batch, shapes, metas = preprocess(images, self.spec)
+        if self.spec['task'] == 'detection':
+            outputs = self.run({'images': batch, 'img_shape': shapes})
+            return detections(outputs, metas, self.spec)
+        return segmentation(self.run({'images': batch}), shapes, metas,
+                            self.spec)

@@ -1,0 +1,292 @@
+"""Whole detectors and segmentors exported by tools/deployment/export.py and
+run by tools/infer.py --backend onnxruntime|openvino, against PyTorch.
+
+Each model is exported once per session (fixtures), at a size that no check
+uses; the checks run at two other image sizes. A detection check counts
+only where PyTorch makes at least 5 detections of score >= 0.05 per image.
+Bounds: every such detection matched by label with box IoU >= 0.99, score
+within 1e-4 and mask IoU >= 0.99; segmentation logits within 1e-4 relative
+and the label maps agreeing on >= 99.9% of pixels.
+
+Not in the compatibility job (torch's exporter of old releases differs).
+"""
+import json
+import os
+import os.path as osp
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from conftest import REPO, TOY_CONFIG, run_tool
+
+pytestmark = pytest.mark.downstream
+
+BACKENDS = ('onnxruntime', 'openvino')
+EXPORT_SHAPE = ('192', '256')  # no check below runs at this size
+MIN_SCORE, MIN_DETECTIONS = 0.05, 5
+
+
+def export(config, checkpoint, out, *extra):
+    args = ['tools/deployment/export.py', config] + (
+        [checkpoint] if checkpoint else []) + [
+            '--out', str(out), '--openvino', '--shape', *EXPORT_SHAPE
+        ] + list(extra)
+    res = run_tool(args)
+    assert res.returncode == 0, res.stderr[-3000:]
+    # The tool's own check, at the export size and one other.
+    assert res.stdout.count('largest difference to PyTorch') == 4
+    return str(out)
+
+
+def two_sizes(src_dir, out_dir, size=(120, 176)):
+    """The images of ``src_dir`` as they are and resized to ``size`` (h, w):
+    two input sizes after the test pipeline's resize."""
+    os.makedirs(out_dir)
+    for name in sorted(os.listdir(src_dir))[:2]:
+        img = cv2.imread(osp.join(src_dir, name))
+        stem = osp.splitext(name)[0]
+        cv2.imwrite(osp.join(out_dir, f'{stem}_a.png'), img)
+        cv2.imwrite(
+            osp.join(out_dir, f'{stem}_b.png'),
+            cv2.resize(img, size[::-1], interpolation=cv2.INTER_AREA))
+    return out_dir
+
+
+def infer(images, config, weights, out_dir, backend):
+    res = run_tool([
+        'tools/infer.py', images, config, weights, '--out-dir',
+        str(out_dir), '--backend', backend, '--score-thr', '0.05'
+    ])
+    assert res.returncode == 0, res.stderr[-3000:]
+    return json.loads((out_dir / 'predictions.json').read_text())
+
+
+def box_iou(box, boxes):
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    lt = np.maximum(box[:2], boxes[:, :2])
+    rb = np.minimum(box[2:], boxes[:, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=1)
+    area = np.prod(box[2:] - box[:2])
+    areas = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
+    return inter / np.maximum(area + areas - inter, 1e-12)
+
+
+def mask_iou(a, b):
+    union = np.logical_or(a, b).sum()
+    return np.logical_and(a, b).sum() / union if union else 1.0
+
+
+def assert_detections_match(ref, got, masks_of=None):
+    """Every PyTorch detection with score >= MIN_SCORE has a counterpart in
+    ``got``: same label, IoU >= 0.99, score within 1e-4, mask IoU >= 0.99.
+    ``ref`` and ``got``: dicts of labels, scores, bboxes[, masks]."""
+    keep = [i for i, s in enumerate(ref['scores']) if s >= MIN_SCORE]
+    assert len(keep) >= MIN_DETECTIONS, (
+        f'only {len(keep)} PyTorch detections of score >= {MIN_SCORE}: too '
+        'few for the check to count')
+    labels = np.asarray(got['labels'])
+    for i in keep:
+        iou = box_iou(np.asarray(ref['bboxes'][i], np.float64), got['bboxes'])
+        iou[labels != ref['labels'][i]] = 0
+        j = int(iou.argmax()) if len(iou) else -1
+        assert j >= 0 and iou[j] >= 0.99, (i, ref['bboxes'][i], ref['scores']
+                                           [i])
+        assert abs(got['scores'][j] - ref['scores'][i]) <= 1e-4
+        if masks_of is not None:
+            assert mask_iou(*masks_of(i, j)) >= 0.99, i
+    return len(keep)
+
+
+def rle_masks(doc_ref, doc_got):
+    import pycocotools.mask as mask_util
+    return lambda i, j: (mask_util.decode(doc_ref['masks'][i]).astype(bool),
+                         mask_util.decode(doc_got['masks'][j]).astype(bool))
+
+
+@pytest.fixture(scope='module')
+def det_images(toy_detector, tmp_path_factory):
+    root, _ = toy_detector
+    return two_sizes(
+        osp.join(root, 'val'),
+        str(tmp_path_factory.mktemp('det_images') / 'images'))
+
+
+@pytest.fixture(scope='module')
+def faster_rcnn(toy_detector, tmp_path_factory):
+    """(config, checkpoint): the toy Mask R-CNN's weights without its mask
+    branch, as a Faster R-CNN of the same config."""
+    work = tmp_path_factory.mktemp('faster')
+    config = work / 'faster-rcnn_scnet50_fpn_toy-coco.py'
+    config.write_text(
+        f'_base_ = {TOY_CONFIG!r}\n'
+        "model = dict(type='FasterRCNN', roi_head=dict(mask_roi_extractor="
+        'None, mask_head=None))\n')
+    ckpt = torch.load(toy_detector[1], map_location='cpu', weights_only=False)
+    ckpt['state_dict'] = {
+        k: v
+        for k, v in ckpt['state_dict'].items() if '.mask_' not in k
+    }
+    path = work / 'faster.pth'
+    torch.save(
+        dict(state_dict=ckpt['state_dict'], meta=ckpt['meta']), str(path))
+    return str(config), str(path)
+
+
+@pytest.mark.parametrize('kind', ['mask-rcnn', 'faster-rcnn'])
+def test_exported_detector_predicts_as_pytorch(kind, toy_detector,
+                                               faster_rcnn, det_images,
+                                               tmp_path):
+    config, ckpt = ((TOY_CONFIG, toy_detector[1]) if kind == 'mask-rcnn' else
+                    faster_rcnn)
+    graph = export(config, ckpt, tmp_path / f'{kind}.onnx')
+    spec = json.loads((tmp_path / f'{kind}.json').read_text())
+    assert spec['classes'] == ['person', 'ball', 'box']
+    ref = infer(det_images, config, ckpt, tmp_path / 'pytorch', 'pytorch')
+    for backend in BACKENDS:
+        weights = graph if backend == 'onnxruntime' else graph.replace(
+            '.onnx', '.xml')
+        got = infer(det_images, config, weights, tmp_path / backend, backend)
+        assert got['backend'] == backend
+        assert [r['input'] for r in got['results']
+                ] == [r['input'] for r in ref['results']]
+        for r, g in zip(ref['results'], got['results']):
+            assert set(g) == set(r), (set(g), set(r))
+            assert_detections_match(
+                r, g, rle_masks(r, g) if kind == 'mask-rcnn' else None)
+            painted = cv2.imread(str(tmp_path / backend / g['vis']))
+            assert painted.shape == cv2.imread(
+                osp.join(det_images, g['input'])).shape
+
+
+def test_dense_random_detector_batch_of_two_sizes(tmp_path):
+    """A random-weight Mask R-CNN whose classifier is scaled to make 100
+    detections per image, exported and run on a batch of two images of other
+    sizes (padded as mmdet pads them), against mmdet's predict."""
+    from mmdet.testing import demo_mm_inputs
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, init_default_scope
+
+    from mmscnet.adapters.det_export import DetectorExport
+    from mmscnet.deploy.onnx import export_graph
+    from mmscnet.deploy.runtime import detections, open_session
+    init_default_scope('mmdet')
+    cfg = Config.fromfile(TOY_CONFIG)
+    cfg.model.test_cfg.rcnn.max_per_img = 100
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.eval()
+    with torch.no_grad():
+        model.roi_head.bbox_head.fc_cls.weight.mul_(50)
+    module = DetectorExport(model)
+    path = str(tmp_path / 'dense.onnx')
+    export_graph(module, module.example(2, 192, 256), path,
+                 module.input_names, module.output_names,
+                 module.dynamic_shapes())
+    spec = module.spec()
+    for sizes in ([(160, 224), (128, 96)], [(288, 160), (224, 224)]):
+        packed = demo_mm_inputs(
+            2, [(3, h, w) for h, w in sizes], num_classes=3, with_mask=True)
+        data = model.data_preprocessor(packed, False)
+        with torch.no_grad():
+            ref = model.predict(data['inputs'], data['data_samples'])
+        metas = [(s.ori_shape, tuple(s.scale_factor))
+                 for s in data['data_samples']]
+        feeds = dict(
+            images=data['inputs'].numpy(),
+            img_shape=np.array([s.img_shape for s in data['data_samples']],
+                               np.float32))
+        for backend in BACKENDS:
+            got = detections(open_session(path, backend)(feeds), metas, spec)
+            for r, g in zip(ref, got):
+                p = r.pred_instances
+                assert len(p) == 100 and len(g['scores']) == 100
+                r_masks = p.masks.numpy()
+                n = assert_detections_match(
+                    dict(
+                        labels=p.labels.tolist(),
+                        scores=p.scores.tolist(),
+                        bboxes=p.bboxes.tolist()), g,
+                    lambda i, j: (r_masks[i], g['masks'][j]))
+                assert n == 100
+
+
+SEG_CONFIGS = {
+    'deeplabv3':
+    str(REPO / 'configs/segmentation/toy/deeplabv3_scnet50-d8_toy-seg.py'),
+    # PSPNet's pyramid pooling: adaptive pools, exported in their export form
+    'pspnet':
+    None,
+}
+
+
+@pytest.fixture(scope='module')
+def seg_images(tmp_path_factory):
+    from mmscnet.testing.toy_data import generate_toy_segmentation
+    root = tmp_path_factory.mktemp('toy_seg_export')
+    generate_toy_segmentation(
+        str(root), num_train=0, num_val=2, image_size=(96, 96))
+    return two_sizes(
+        str(root / 'img_dir' / 'val'), str(root / 'images'), size=(96, 160))
+
+
+def _pspnet_config(tmp_path):
+    path = tmp_path / 'pspnet_scnet50-d8_toy-seg.py'
+    path.write_text(
+        f"_base_ = {SEG_CONFIGS['deeplabv3']!r}\n"
+        "model = dict(decode_head=dict(_delete_=True, type='PSPHead', "
+        'in_channels=2048, in_index=3, channels=64, pool_scales=(1, 2, 3, 6), '
+        'dropout_ratio=0.1, num_classes=4, norm_cfg=dict(type="BN", '
+        'requires_grad=True), align_corners=False, loss_decode=dict('
+        "type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)))\n")
+    return str(path)
+
+
+@pytest.mark.parametrize('kind', sorted(SEG_CONFIGS))
+def test_exported_segmentor_predicts_as_pytorch(kind, seg_images, tmp_path):
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, init_default_scope
+    from mmseg.apis import inference_model
+
+    from mmscnet.deploy.runtime import ExportedModel
+    config = SEG_CONFIGS[kind] or _pspnet_config(tmp_path)
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(config)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    ckpt = str(tmp_path / 'seg.pth')
+    torch.save(
+        dict(
+            state_dict=model.state_dict(),
+            meta=dict(
+                dataset_meta=dict(cfg.test_dataloader.dataset.metainfo))),
+        ckpt)
+    graph = export(config, ckpt, tmp_path / f'{kind}.onnx')
+    model.cfg = cfg
+    model.dataset_meta = dict(cfg.test_dataloader.dataset.metainfo)
+    model.eval()
+    ref = {}
+    for name in sorted(os.listdir(seg_images)):
+        path = osp.join(seg_images, name)
+        ref[name] = inference_model(model, path).seg_logits.data.numpy()
+    shapes = {r.shape[1:] for r in ref.values()}
+    assert len(shapes) == 2, shapes
+    for backend in BACKENDS:
+        runtime = ExportedModel(
+            graph if backend == 'onnxruntime' else graph.replace(
+                '.onnx', '.xml'), backend)
+        for name, logits in ref.items():
+            got = runtime([cv2.imread(osp.join(seg_images, name))])[0]
+            rel = np.abs(got['logits'] - logits).max() / np.abs(logits).max()
+            assert rel <= 1e-4, (backend, name, rel)
+            agree = (got['sem_seg'] == logits.argmax(0)).mean()
+            assert agree >= 0.999, (backend, name, agree)
+    # The tools, end to end: the label maps tools/infer.py saves.
+    pytorch = infer(seg_images, config, ckpt, tmp_path / 'pytorch', 'pytorch')
+    got = infer(seg_images, config, graph, tmp_path / 'onnxruntime',
+                'onnxruntime')
+    for r, g in zip(pytorch['results'], got['results']):
+        a = cv2.imread(str(tmp_path / 'pytorch' / r['sem_seg']), -1)
+        b = cv2.imread(str(tmp_path / 'onnxruntime' / g['sem_seg']), -1)
+        assert a.shape == b.shape and (a == b).mean() >= 0.999

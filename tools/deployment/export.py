@@ -97,7 +97,8 @@ def check(module, run, example):
     relative one for logits; for detections, whether the same ones come out
     (count, labels, boxes within 1e-3 px, scores within 1e-4)."""
     with torch.no_grad():
-        ref = [o.numpy() for o in module(*example)]
+        ref = module(*example)
+    ref = [o.numpy() for o in (ref if isinstance(ref, tuple) else (ref, ))]
     got = run({
         n: x.numpy()
         for n, x in zip(module.input_names, example)

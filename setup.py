@@ -31,10 +31,11 @@ extras = {
     # requirement chumpy does not build. These are its real needs; xtcocotools
     # must be built against the installed numpy (PyPI's wheel is numpy 1's).
     'pose': ['json_tricks', 'munkres', 'xtcocotools>=1.12', 'scipy', 'matplotlib', 'torchvision'],
-    # ONNX export (tools/deployment/pytorch2onnx.py) and its ONNX Runtime and
-    # OpenVINO checks; torch's exporter (dynamo=True, the default since torch
-    # 2.9) needs onnxscript.
-    'deploy': ['onnx', 'onnxruntime', 'onnxscript', 'openvino>=2024.0'],
+    # ONNX export (tools/deployment/) and its ONNX Runtime and OpenVINO
+    # runs; torch's exporter (dynamo=True, the default since torch 2.9) needs
+    # onnxscript, and the whole-detector graph torchvision's NMS and RoIAlign.
+    'deploy': ['onnx', 'onnxruntime', 'onnxscript', 'openvino>=2024.0',
+               'torchvision'],
     # The linters as mmdet pins them in spirit (setup.cfg; `make lint`).
     # docker: its SDK's own .dockerignore matching, for tests/test_docker.py.
     'tests': ['pytest>=7', 'flake8==7.1.1', 'isort==5.13.2', 'yapf==0.40.2',

@@ -56,8 +56,12 @@ def open_session(graph_path, backend, threads=None):
     if not osp.isfile(graph_path):
         raise FileNotFoundError(f'exported model not found: {graph_path}')
     if backend == 'onnxruntime':
-        from .onnx import onnx_session
-        session = onnx_session(graph_path, threads)
+        import onnxruntime as ort
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        session = ort.InferenceSession(
+            graph_path, options, providers=['CPUExecutionProvider'])
         return lambda feeds: session.run(None, feeds)
     from .openvino import _ov
     ov = _ov()

@@ -31,7 +31,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmscnet.registry import MODELS
 from mmscnet.utils.misc import register_load_pre_hook
 from ..utils.checks import (check_basic, check_branch_width, check_choice,
-                            check_positive_int, check_stages, check_v1d,
+                            check_positive_int, check_stages, check_style,
+                            check_v1d,
                             check_widths, pretrained_init_cfg)
 from ..utils.state_dict_guard import refuse_unfit_state
 
@@ -379,7 +380,7 @@ class SCNet(BaseModule):
         check_choice('depth', depth, tuple(self.arch_settings))
         out_indices = check_stages(num_stages, strides, dilations, out_indices,
                                    frozen_stages)
-        check_choice('style', style, ('pytorch', ))
+        check_style(style)
         block, stage_blocks = self.arch_settings[depth]
         self.block = MODELS.get(block) if isinstance(block, str) else block
         stem_channels = stem_channels or base_channels

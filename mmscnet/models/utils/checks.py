@@ -9,6 +9,21 @@ def check_choice(name, value, accepted):
         raise ValueError(f'{name} must be one of {accepted}, got {value!r}')
 
 
+def check_style(style):
+    """SCNet is pytorch style only: the released ImageNet weights are, and
+    the stride sits in the self-calibration branches, not in a 1x1 conv.
+    mmdet's caffe-style configs (FCOS, CenterNet ...) also normalise in BGR
+    with caffe's mean and unit std, so say what to change besides style."""
+    if style != 'pytorch':
+        raise ValueError(
+            f"style must be one of ('pytorch',), got {style!r}: the authors' "
+            'SCNet weights are pytorch style (ImageNet RGB mean and std), and '
+            'the stride is in the self-calibration branches. For a '
+            "caffe-style config set backbone.style='pytorch' and the "
+            'pytorch-style data preprocessor: mean=[123.675, 116.28, 103.53], '
+            'std=[58.395, 57.12, 57.375], bgr_to_rgb=True')
+
+
 def check_positive_int(name, value):
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f'{name} must be an integer >= 1, got {value!r}')

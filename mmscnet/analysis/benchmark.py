@@ -232,13 +232,20 @@ def packed_batch(scope, model, batch_size, shape, training):
     return get_adapter(scope).packed_batch(model, batch_size, shape, training)
 
 
-def whole_model_cases(scope, model, batch_size, shape, precision, train):
-    """``predict`` (and with ``train`` a training iteration) of a whole model.
-    """
+def whole_model_cases(scope,
+                      model,
+                      batch_size,
+                      shape,
+                      precision,
+                      train,
+                      data=None):
+    """``predict`` (and with ``train`` a training iteration) of a whole model;
+    ``data``: the packed eval batch (default: a random one)."""
     device = next(model.parameters()).device
     cases = {}
     model.eval()
-    data = packed_batch(scope, model, batch_size, shape, False)
+    if data is None:
+        data = packed_batch(scope, model, batch_size, shape, False)
 
     def predict():
         with torch.no_grad(), autocast(device, precision):
@@ -261,4 +268,32 @@ def whole_model_cases(scope, model, batch_size, shape, precision, train):
             model.eval()
 
         cases['train'] = step
+    return cases
+
+
+def exported_cases(scope, model, data, workdir, threads=None, openvino=True):
+    """The whole model as tools/deployment/export.py exports it, run on the
+    packed eval batch ``data`` in ONNX Runtime and OpenVINO (fp32): the
+    graph only, as ``predict`` times the network and its post-processing."""
+    import os.path as osp
+
+    import numpy as np
+
+    from mmscnet.adapters import get_adapter
+    from mmscnet.deploy.onnx import export_graph
+    from mmscnet.deploy.runtime import open_session
+    module = get_adapter(scope).export_module(model)
+    h, w = data['inputs'].shape[2:]
+    path = osp.join(workdir, 'model.onnx')
+    export_graph(module, module.example(2, h, w), path, module.input_names,
+                 module.output_names, module.dynamic_shapes())
+    feeds = {'images': data['inputs'].cpu().numpy()}
+    if 'img_shape' in module.input_names:
+        feeds['img_shape'] = np.array(
+            [s.img_shape for s in data['data_samples']], np.float32)
+    cases = {}
+    for backend in ('onnxruntime', 'openvino') if openvino else (
+            'onnxruntime', ):
+        run = open_session(path, backend, threads)
+        cases[f'{backend} fp32'] = lambda run=run: run(feeds)
     return cases

@@ -332,3 +332,24 @@ def test_benchmark_smoke(tmp_path, capsys):
         'train fp32 ResNet'
     }
     assert np.isfinite(list(out['ratios'].values())).all()
+
+
+def test_benchmark_detector_row(capsys):
+    """--export: the whole detector exported as tools/deployment/export.py
+    exports it, SCNet and its ResNet twin, each runtime against PyTorch's
+    predict and against the other backbone's graph, in one run."""
+    import benchmark
+    out = benchmark.main([
+        '--config', TOY_CONFIG, '--shape', '128', '160', '--repeat', '1',
+        '--warmup', '0', '--precisions', 'fp32', '--no-train', '--export'
+    ])
+    for rt in ('onnxruntime fp32', 'openvino fp32'):
+        for label in ('SCNet', 'ResNet'):
+            assert f'{rt} {label}' in out['stats']
+        assert f'{rt} SCNet / inference fp32 SCNet' in out['ratios']
+        assert f'{rt} SCNet / {rt} ResNet' in out['ratios']
+    assert np.isfinite(list(out['ratios'].values())).all()
+    printed = capsys.readouterr().out
+    assert 'openvino fp32 SCNet / openvino fp32 ResNet: ' in printed
+    with pytest.raises(SystemExit):  # a whole exported model needs a config
+        benchmark.main(['--export'])

@@ -10,6 +10,11 @@ OpenVINO, and training memory with and without with_cp.
     python tools/analysis_tools/benchmark.py \
         --config configs/detection/faster-rcnn_scnet50_fpn_1x_coco.py \
         --shape 512 512 --batch-size 1
+    # the detector row: PyTorch eval against the exported graph in ONNX
+    # Runtime and OpenVINO, SCNet-50 and ResNet-50, at the config's 800x1333
+    python tools/analysis_tools/benchmark.py \
+        --config configs/detection/faster-rcnn_scnet50_fpn_1x_coco.py \
+        --export --no-train --precisions fp32
 
 Ratios compare medians of the same run. Precisions: fp32 and bf16 on the CPU
 (bf16 autocast), fp32 and fp16 on a GPU.
@@ -98,6 +103,12 @@ def parse_args(argv=None):
         help='skip the OpenVINO rows (fp32; bf16 where OpenVINO runs it '
         'natively)')
     p.add_argument(
+        '--export',
+        action='store_true',
+        help='with --config (an mmdet detector or mmseg segmentor): also the '
+        'whole model as tools/deployment/export.py exports it, in ONNX '
+        'Runtime and OpenVINO (fp32; --no-openvino leaves OpenVINO out)')
+    p.add_argument(
         '--no-memory', action='store_true', help='skip the memory rows')
     p.add_argument(
         '--profile',
@@ -119,6 +130,9 @@ def parse_args(argv=None):
             '--config or --no-deploy')
     if args.device not in ('cpu', 'cuda'):
         p.error(f'--device must be cpu or cuda, got {args.device!r}')
+    if args.export and (not args.config or args.device != 'cpu'):
+        p.error('--export times a whole exported model on the CPU: give '
+                '--config, and no --device cuda')
     if args.precisions is None:
         args.precisions = ['fp32', 'fp16'] if args.device == 'cuda' else \
             ['fp32', 'bf16'] if cpu_has_native_bf16() else ['fp32']
@@ -249,16 +263,28 @@ def main(argv=None):
         batch = args.batch_size or 1
         scope = cfg.default_scope
         cases, pairs = {}, []
+        models = (('SCNet', scnet.to(device)), ('ResNet', resnet.to(device)))
+        # One eval batch for every row, so that each times the same images.
+        data = bm.packed_batch(scope, scnet, batch, shape, False)
         for prec in args.precisions:
-            for label, model in (('SCNet', scnet.to(device)),
-                                 ('ResNet', resnet.to(device))):
+            for label, model in models:
                 for kind, fn in bm.whole_model_cases(
-                        scope, model, batch, shape, prec,
-                        not args.no_train).items():
+                        scope, model, batch, shape, prec, not args.no_train,
+                        data).items():
                     cases[f'{kind} {prec} {label}'] = fn
             for kind in ('train', 'inference') if not args.no_train else (
                     'inference', ):
                 pairs.append((f'{kind} {prec} SCNet', f'{kind} {prec} ResNet'))
+        if args.export:
+            workdir = tempfile.mkdtemp(prefix='mmscnet-bench-')
+            for label, model in models:
+                for rt, fn in bm.exported_cases(
+                        scope, model, data, tempfile.mkdtemp(dir=workdir),
+                        args.threads, not args.no_openvino).items():
+                    cases[f'{rt} {label}'] = fn
+                    if label == 'SCNet':
+                        pairs += [(f'{rt} SCNet', 'inference fp32 SCNet'),
+                                  (f'{rt} SCNet', f'{rt} ResNet')]
         what = (f'{args.config} (SCNet and its ResNet twin), batch {batch}, '
                 f'{shape[0]}x{shape[1]}')
         mem = None
@@ -291,6 +317,8 @@ def main(argv=None):
     ratios = {}
     print('ratios of medians (time of the first / time of the second):')
     for a, b in pairs:
+        if a not in stats or b not in stats:
+            continue  # e.g. a runtime against an fp32 row not asked for
         ratios[f'{a} / {b}'] = r = stats[a]['median'] / stats[b]['median']
         print(f'  {a} / {b}: {r:.2f}x' +
               (f'  (speed-up {1 / r:.2f}x)' if r < 1 else ''))

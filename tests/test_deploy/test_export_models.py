@@ -290,3 +290,72 @@ def test_exported_segmentor_predicts_as_pytorch(kind, seg_images, tmp_path):
         a = cv2.imread(str(tmp_path / 'pytorch' / r['sem_seg']), -1)
         b = cv2.imread(str(tmp_path / 'onnxruntime' / g['sem_seg']), -1)
         assert a.shape == b.shape and (a == b).mean() >= 0.999
+
+
+def test_export_refuses_what_it_cannot_export_right(tmp_path):
+    out = str(tmp_path / 'm.onnx')
+    for config, message in (
+        ('configs/detection/retinanet_scnet50_fpn_1x_coco.py',
+         'cannot export detector type RetinaNet: the detector export handles '
+         'Faster R-CNN and Mask R-CNN'),
+        ('configs/detection/cascade-rcnn_scnet50_fpn_1x_coco.py',
+         'cannot export detector type CascadeRCNN'),
+        ('configs/classification/scnet50_8xb32_in1k.py',
+         "default_scope 'mmpretrain'; this tool exports mmdet detectors and "
+         'mmseg segmentors'),
+    ):
+        res = run_tool(['tools/deployment/export.py', config, '--out', out])
+        assert res.returncode != 0 and message in res.stderr, res.stderr[-2000:]
+        assert not os.path.exists(out)
+    res = run_tool(
+        ['tools/deployment/export.py', TOY_CONFIG, '--out', out[:-5]])
+    assert res.returncode == 2 and '--out must end in .onnx' in res.stderr
+    # A test pipeline the runtime does not repeat.
+    config = tmp_path / 'flip.py'
+    config.write_text(
+        f'_base_ = {TOY_CONFIG!r}\n'
+        'test_dataloader = dict(dataset=dict(pipeline=['
+        "dict(type='LoadImageFromFile'), dict(type='RandomFlip', prob=1.0), "
+        "dict(type='PackDetInputs')]))\n")
+    res = run_tool(['tools/deployment/export.py', str(config), '--out', out])
+    assert ('test pipeline transform RandomFlip is not repeated by the '
+            "exported model's runtime, which does LoadImageFromFile"
+            in res.stderr), res.stderr[-2000:]
+    assert not os.path.exists(out)
+
+
+def test_runtime_errors_name_the_problem(tmp_path):
+    from mmscnet.deploy.runtime import ExportedModel, open_session, preprocess
+    spec = dict(
+        task='detection',
+        preprocess=dict(
+            scale=[64, 32],
+            keep_ratio=True,
+            mean=[0, 0, 0],
+            std=[1, 1, 1],
+            bgr_to_rgb=True,
+            pad_size_divisor=32,
+            min_size=96))
+    with pytest.raises(ValueError, match=r"an image of 32x64 after resizing "
+                       r"and padding is below the exported graph's smallest "
+                       r'input, 96 pixels a side'):
+        preprocess([np.zeros((50, 100, 3), np.uint8)], spec)
+    with pytest.raises(FileNotFoundError, match=r'm\.json not found: it is '
+                       r'written beside .*m\.onnx by tools/deployment/'
+                       r'export\.py'):
+        ExportedModel(str(tmp_path / 'm.onnx'))
+    (tmp_path / 'm.xml').write_text('')
+    with pytest.raises(ValueError, match='is OpenVINO IR: use --backend '
+                       'openvino'):
+        open_session(str(tmp_path / 'm.xml'), 'onnxruntime')
+    with pytest.raises(ValueError, match=r"backend must be one of "
+                       r"\('onnxruntime', 'openvino'\), got 'tensorrt'"):
+        open_session(str(tmp_path / 'm.xml'), 'tensorrt')
+    res = run_tool([
+        'tools/infer.py',
+        str(tmp_path), TOY_CONFIG, '--out-dir',
+        str(tmp_path / 'o'), '--backend', 'openvino'
+    ])
+    assert res.returncode == 2 and ('--backend openvino needs the exported '
+                                    'model (.onnx or .xml) as CHECKPOINT'
+                                    in res.stderr)

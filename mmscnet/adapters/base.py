@@ -46,7 +46,11 @@ class Adapter:
             'mmpretrain classifiers and the backbone with '
             'tools/deployment/pytorch2onnx.py)')
 
-    def runtime_inferencer(self, cfg, graph_path, backend, score_thr=0.3,
+    def runtime_inferencer(self,
+                           cfg,
+                           graph_path,
+                           backend,
+                           score_thr=0.3,
                            threads=None):
         """Like :meth:`inferencer`, with the exported graph at
         ``graph_path`` in ``backend`` (onnxruntime or openvino)."""

@@ -60,7 +60,11 @@ class DetAdapter(Adapter):
         from .det_export import DetectorExport
         return DetectorExport(model)
 
-    def runtime_inferencer(self, cfg, graph_path, backend, score_thr=0.3,
+    def runtime_inferencer(self,
+                           cfg,
+                           graph_path,
+                           backend,
+                           score_thr=0.3,
                            threads=None):
         return _DetRuntimeInfer(cfg, graph_path, backend, score_thr, threads)
 
@@ -154,9 +158,10 @@ class _DetRuntimeInfer:
         for path, img, result in zip(paths, images, self.model(images)):
             preds.append(det_prediction(result, self.classes))
             sample = DetDataSample(
-                pred_instances=InstanceData(
-                    **{k: torch.from_numpy(v)
-                       for k, v in result.items()}))
+                pred_instances=InstanceData(**{
+                    k: torch.from_numpy(v)
+                    for k, v in result.items()
+                }))
             self.visualizer.add_datasample(
                 osp.basename(path),
                 mmcv.bgr2rgb(img),

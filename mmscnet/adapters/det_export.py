@@ -60,8 +60,8 @@ def check_exportable(detector):
                 (type(coder).__name__ == 'DeltaXYWHBBoxCoder'
                  and not coder.add_ctr_clamp and coder.clip_border,
                  f'box coder {type(coder).__name__} (DeltaXYWHBBoxCoder)'))
-        for ext in [roi.bbox_roi_extractor] + (
-            [roi.mask_roi_extractor] if roi.with_mask else []):
+        for ext in [roi.bbox_roi_extractor
+                    ] + ([roi.mask_roi_extractor] if roi.with_mask else []):
             checks.append((type(ext).__name__ == 'SingleRoIExtractor'
                            and type(ext.roi_layers[0]).__name__ == 'RoIAlign',
                            'RoI extractor other than SingleRoIExtractor with '
@@ -198,8 +198,8 @@ class DetectorExport(nn.Module):
             else:
                 prior = prior.expand(n, -1, -1)
             all_boxes.append(
-                decode(prior, delta, coder.means, coder.stds,
-                       WH_RATIO_CLIP, img_shape[:, None]))
+                decode(prior, delta, coder.means, coder.stds, WH_RATIO_CLIP,
+                       img_shape[:, None]))
             all_scores.append(score)
             all_levels.append(torch.full_like(score, level, dtype=torch.long))
         boxes = torch.cat(all_boxes, 1).reshape(-1, 4)
@@ -213,7 +213,8 @@ class DetectorExport(nn.Module):
             valid = (wh > min_size).all(dim=1)
             boxes, scores = boxes[valid], scores[valid]
             levels, batch = levels[valid], batch[valid]
-        keep = nms_per_group(boxes, scores, batch * len(feats) + levels,
+        keep = nms_per_group(boxes, scores,
+                             batch * len(feats) + levels,
                              cfg.nms.iou_threshold)
         keep = keep[first_per_image(batch[keep], n, cfg.max_per_img)]
         return torch.cat([batch[keep, None].to(boxes), boxes[keep]], dim=1)
@@ -244,16 +245,16 @@ class DetectorExport(nn.Module):
         head = self.detector.roi_head.bbox_head
         cfg = self.detector.test_cfg.rcnn
         cls_score, bbox_pred = head(
-            self.roi_features(self.detector.roi_head.bbox_roi_extractor,
-                              feats, rois))
+            self.roi_features(self.detector.roi_head.bbox_roi_extractor, feats,
+                              rois))
         scores = cls_score.softmax(-1)[:, :-1]
         num_rois, num_classes = scores.shape
         per_class = 1 if head.reg_class_agnostic else num_classes
         batch = rois[:, 0].long()
         coder = head.bbox_coder
-        boxes = decode(rois[:, None, 1:], bbox_pred.reshape(-1, per_class, 4),
-                       coder.means, coder.stds, WH_RATIO_CLIP,
-                       img_shape[batch][:, None])
+        boxes = decode(rois[:, None, 1:], bbox_pred.reshape(-1, per_class,
+                                                            4), coder.means,
+                       coder.stds, WH_RATIO_CLIP, img_shape[batch][:, None])
         boxes = boxes.expand(-1, num_classes, -1).reshape(-1, 4)
         labels = torch.arange(num_classes).repeat(num_rois)
         batch = batch.repeat_interleave(num_classes)

@@ -24,7 +24,11 @@ class SegAdapter(Adapter):
         from .seg_export import SegmentorExport
         return SegmentorExport(model)
 
-    def runtime_inferencer(self, cfg, graph_path, backend, score_thr=0.3,
+    def runtime_inferencer(self,
+                           cfg,
+                           graph_path,
+                           backend,
+                           score_thr=0.3,
                            threads=None):
         return _SegRuntimeInfer(cfg, graph_path, backend, threads)
 
@@ -73,9 +77,10 @@ def seg_prediction(label_map, classes):
     ]
     return {
         'sem_seg': label_map,
-        'classes_present':
-        {str(n): round(c / label_map.size, 6)
-         for n, c in zip(names, counts)}
+        'classes_present': {
+            str(n): round(c / label_map.size, 6)
+            for n, c in zip(names, counts)
+        }
     }
 
 
@@ -108,8 +113,7 @@ class _SegRuntimeInfer:
             label_map = self.model([img])[0]['sem_seg']
             preds.append(seg_prediction(label_map, self.classes))
             sample = SegDataSample(
-                pred_sem_seg=PixelData(
-                    data=torch.from_numpy(label_map)[None]))
+                pred_sem_seg=PixelData(data=torch.from_numpy(label_map)[None]))
             self.visualizer.add_datasample(
                 osp.basename(path),
                 img[:, :, ::-1],

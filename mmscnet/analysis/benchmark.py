@@ -292,8 +292,8 @@ def exported_cases(scope, model, data, workdir, threads=None, openvino=True):
         feeds['img_shape'] = np.array(
             [s.img_shape for s in data['data_samples']], np.float32)
     cases = {}
-    for backend in ('onnxruntime', 'openvino') if openvino else (
-            'onnxruntime', ):
+    for backend in ('onnxruntime',
+                    'openvino') if openvino else ('onnxruntime', ):
         run = open_session(path, backend, threads)
         cases[f'{backend} fp32'] = lambda run=run: run(feeds)
     return cases

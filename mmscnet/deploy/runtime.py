@@ -44,8 +44,7 @@ def read_spec(graph_path):
 def open_session(graph_path, backend, threads=None):
     """``run(feeds: dict) -> [arrays]`` for the graph in ``backend``."""
     if backend not in BACKENDS:
-        raise ValueError(
-            f'backend must be one of {BACKENDS}, got {backend!r}')
+        raise ValueError(f'backend must be one of {BACKENDS}, got {backend!r}')
     ext = osp.splitext(graph_path)[1]
     if ext not in GRAPH_EXTS:
         raise ValueError(f'{graph_path}: an exported graph ends in '
@@ -94,8 +93,9 @@ def preprocess(images, spec):
     for img in images:
         h, w = img.shape[:2]
         if pre.get('scale'):
-            size = (rescale_size(w, h, pre['scale'])
-                    if pre['keep_ratio'] else tuple(pre['scale']))
+            size = (
+                rescale_size(w, h, pre['scale'])
+                if pre['keep_ratio'] else tuple(pre['scale']))
             img = cv2.resize(img, size, interpolation=cv2.INTER_LINEAR)
         nh, nw = img.shape[:2]
         metas.append(((h, w), (nw / w, nh / h)))
@@ -103,8 +103,7 @@ def preprocess(images, spec):
         x = (x.astype(np.float32) - np.float32(pre['mean'])) / np.float32(
             pre['std'])
         resized.append(x.transpose(2, 0, 1))
-    if spec['task'] == 'segmentation' and len(
-        {r.shape for r in resized}) > 1:
+    if spec['task'] == 'segmentation' and len({r.shape for r in resized}) > 1:
         raise ValueError('segmentation batches hold images of one size after '
                          'resizing (as mmseg requires): use batch size 1')
     d = pre.get('pad_size_divisor') or 1
@@ -183,10 +182,12 @@ def paste_mask(mask, box, h, w, threshold):
     (ty0, oy0), (ty1, oy1) = tap(iy), tap(iy + 1)
     (tx0, ox0), (tx1, ox1) = tap(ix), tap(ix + 1)
     mk = mask.astype(np.float32)
-    top = (mk[ty0][:, tx0] * (oy0[:, None] * ox0) * (1 - fx) +
-           mk[ty0][:, tx1] * (oy0[:, None] * ox1) * fx)
-    bottom = (mk[ty1][:, tx0] * (oy1[:, None] * ox0) * (1 - fx) +
-              mk[ty1][:, tx1] * (oy1[:, None] * ox1) * fx)
+    top = (
+        mk[ty0][:, tx0] * (oy0[:, None] * ox0) * (1 - fx) + mk[ty0][:, tx1] *
+        (oy0[:, None] * ox1) * fx)
+    bottom = (
+        mk[ty1][:, tx0] * (oy1[:, None] * ox0) * (1 - fx) + mk[ty1][:, tx1] *
+        (oy1[:, None] * ox1) * fx)
     value = top * (1 - fy)[:, None] + bottom * fy[:, None]
     out[ya:yb, xa:xb] = value >= threshold
     return out
@@ -242,5 +243,5 @@ class ExportedModel:
         if self.spec['task'] == 'detection':
             outputs = self.run({'images': batch, 'img_shape': shapes})
             return detections(outputs, metas, self.spec)
-        return segmentation(self.run({'images': batch}), shapes, metas,
-                            self.spec)
+        return segmentation(
+            self.run({'images': batch}), shapes, metas, self.spec)

@@ -20,28 +20,29 @@ FAMILIES = {
 }
 
 
-def swapped(tmp_path, base, model_extra='', backbone_extra='',
+def swapped(tmp_path,
+            base,
+            model_extra='',
+            backbone_extra='',
             backbone_keep=False):
     path = tmp_path / 'swapped.py'
     delete = '' if backbone_keep else '_delete_=True, '
-    path.write_text(
-        f"_base_ = 'mmdet::{base}'\n"
-        f'model = dict({model_extra}backbone=dict({delete}'
-        f"type='mmscnet.SCNet', depth=50, {backbone_extra}"
-        'frozen_stages=1, norm_eval=True))\n')
+    path.write_text(f"_base_ = 'mmdet::{base}'\n"
+                    f'model = dict({model_extra}backbone=dict({delete}'
+                    f"type='mmscnet.SCNet', depth=50, {backbone_extra}"
+                    'frozen_stages=1, norm_eval=True))\n')
     return Config.fromfile(str(path))
 
 
 def build(cfg):
-    from mmengine.registry import DefaultScope
     from mmdet.registry import MODELS
+    from mmengine.registry import DefaultScope
     with DefaultScope.overwrite_default_scope('mmdet'):
         return MODELS.build(cfg.model)
 
 
 @pytest.mark.parametrize('family', sorted(FAMILIES))
-def test_scnet_swapped_into_mmdet_family_trains_and_predicts(
-        family, tmp_path):
+def test_scnet_swapped_into_mmdet_family_trains_and_predicts(family, tmp_path):
     from mmscnet.adapters import get_adapter
     base, model_extra, backbone_extra = FAMILIES[family]
     model = build(swapped(tmp_path, base, model_extra, backbone_extra))
@@ -65,8 +66,7 @@ def test_scnet_swapped_into_mmdet_family_trains_and_predicts(
 
 
 def test_caffe_style_config_is_refused_with_what_to_change(tmp_path):
-    cfg = swapped(
-        tmp_path, FAMILIES['fcos'][0], backbone_keep=True)
+    cfg = swapped(tmp_path, FAMILIES['fcos'][0], backbone_keep=True)
     assert cfg.model.backbone['style'] == 'caffe'  # from mmdet's FCOS
     with pytest.raises(ValueError) as e:
         build(cfg)

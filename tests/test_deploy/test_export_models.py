@@ -90,8 +90,8 @@ def assert_detections_match(ref, got, masks_of=None):
         iou = box_iou(np.asarray(ref['bboxes'][i], np.float64), got['bboxes'])
         iou[labels != ref['labels'][i]] = 0
         j = int(iou.argmax()) if len(iou) else -1
-        assert j >= 0 and iou[j] >= 0.99, (i, ref['bboxes'][i], ref['scores']
-                                           [i])
+        assert j >= 0 and iou[j] >= 0.99, (i, ref['bboxes'][i],
+                                           ref['scores'][i])
         assert abs(got['scores'][j] - ref['scores'][i]) <= 1e-4
         if masks_of is not None:
             assert mask_iou(*masks_of(i, j)) >= 0.99, i
@@ -134,11 +134,10 @@ def faster_rcnn(toy_detector, tmp_path_factory):
 
 
 @pytest.mark.parametrize('kind', ['mask-rcnn', 'faster-rcnn'])
-def test_exported_detector_predicts_as_pytorch(kind, toy_detector,
-                                               faster_rcnn, det_images,
-                                               tmp_path):
-    config, ckpt = ((TOY_CONFIG, toy_detector[1]) if kind == 'mask-rcnn' else
-                    faster_rcnn)
+def test_exported_detector_predicts_as_pytorch(kind, toy_detector, faster_rcnn,
+                                               det_images, tmp_path):
+    config, ckpt = ((TOY_CONFIG,
+                     toy_detector[1]) if kind == 'mask-rcnn' else faster_rcnn)
     graph = export(config, ckpt, tmp_path / f'{kind}.onnx')
     spec = json.loads((tmp_path / f'{kind}.json').read_text())
     assert spec['classes'] == ['person', 'ball', 'box']
@@ -153,7 +152,8 @@ def test_exported_detector_predicts_as_pytorch(kind, toy_detector,
         for r, g in zip(ref['results'], got['results']):
             assert set(g) == set(r), (set(g), set(r))
             assert_detections_match(
-                r, g, rle_masks(r, g) if kind == 'mask-rcnn' else None)
+                r, g,
+                rle_masks(r, g) if kind == 'mask-rcnn' else None)
             painted = cv2.imread(str(tmp_path / backend / g['vis']))
             assert painted.shape == cv2.imread(
                 osp.join(det_images, g['input'])).shape
@@ -180,9 +180,8 @@ def test_dense_random_detector_batch_of_two_sizes(tmp_path):
         model.roi_head.bbox_head.fc_cls.weight.mul_(50)
     module = DetectorExport(model)
     path = str(tmp_path / 'dense.onnx')
-    export_graph(module, module.example(2, 192, 256), path,
-                 module.input_names, module.output_names,
-                 module.dynamic_shapes())
+    export_graph(module, module.example(2, 192, 256), path, module.input_names,
+                 module.output_names, module.dynamic_shapes())
     spec = module.spec()
     for sizes in ([(160, 224), (128, 96)], [(288, 160), (224, 224)]):
         packed = demo_mm_inputs(
@@ -206,8 +205,8 @@ def test_dense_random_detector_batch_of_two_sizes(tmp_path):
                     dict(
                         labels=p.labels.tolist(),
                         scores=p.scores.tolist(),
-                        bboxes=p.bboxes.tolist()), g,
-                    lambda i, j: (r_masks[i], g['masks'][j]))
+                        bboxes=p.bboxes.tolist()), g, lambda i, j:
+                    (r_masks[i], g['masks'][j]))
                 assert n == 100
 
 
@@ -305,7 +304,8 @@ def test_export_refuses_what_it_cannot_export_right(tmp_path):
          'mmseg segmentors'),
     ):
         res = run_tool(['tools/deployment/export.py', config, '--out', out])
-        assert res.returncode != 0 and message in res.stderr, res.stderr[-2000:]
+        assert res.returncode != 0 and message in res.stderr, res.stderr[
+            -2000:]
         assert not os.path.exists(out)
     res = run_tool(
         ['tools/deployment/export.py', TOY_CONFIG, '--out', out[:-5]])
@@ -336,20 +336,27 @@ def test_runtime_errors_name_the_problem(tmp_path):
             bgr_to_rgb=True,
             pad_size_divisor=32,
             min_size=96))
-    with pytest.raises(ValueError, match=r"an image of 32x64 after resizing "
-                       r"and padding is below the exported graph's smallest "
-                       r'input, 96 pixels a side'):
+    with pytest.raises(
+            ValueError,
+            match=r"an image of 32x64 after resizing "
+            r"and padding is below the exported graph's smallest "
+            r'input, 96 pixels a side'):
         preprocess([np.zeros((50, 100, 3), np.uint8)], spec)
-    with pytest.raises(FileNotFoundError, match=r'm\.json not found: it is '
-                       r'written beside .*m\.onnx by tools/deployment/'
-                       r'export\.py'):
+    with pytest.raises(
+            FileNotFoundError,
+            match=r'm\.json not found: it is '
+            r'written beside .*m\.onnx by tools/deployment/'
+            r'export\.py'):
         ExportedModel(str(tmp_path / 'm.onnx'))
     (tmp_path / 'm.xml').write_text('')
-    with pytest.raises(ValueError, match='is OpenVINO IR: use --backend '
-                       'openvino'):
+    with pytest.raises(
+            ValueError, match='is OpenVINO IR: use --backend '
+            'openvino'):
         open_session(str(tmp_path / 'm.xml'), 'onnxruntime')
-    with pytest.raises(ValueError, match=r"backend must be one of "
-                       r"\('onnxruntime', 'openvino'\), got 'tensorrt'"):
+    with pytest.raises(
+            ValueError,
+            match=r"backend must be one of "
+            r"\('onnxruntime', 'openvino'\), got 'tensorrt'"):
         open_session(str(tmp_path / 'm.xml'), 'tensorrt')
     res = run_tool([
         'tools/infer.py',

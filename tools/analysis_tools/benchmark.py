@@ -268,9 +268,10 @@ def main(argv=None):
         data = bm.packed_batch(scope, scnet, batch, shape, False)
         for prec in args.precisions:
             for label, model in models:
-                for kind, fn in bm.whole_model_cases(
-                        scope, model, batch, shape, prec, not args.no_train,
-                        data).items():
+                for kind, fn in bm.whole_model_cases(scope, model, batch,
+                                                     shape, prec,
+                                                     not args.no_train,
+                                                     data).items():
                     cases[f'{kind} {prec} {label}'] = fn
             for kind in ('train', 'inference') if not args.no_train else (
                     'inference', ):
@@ -278,9 +279,10 @@ def main(argv=None):
         if args.export:
             workdir = tempfile.mkdtemp(prefix='mmscnet-bench-')
             for label, model in models:
-                for rt, fn in bm.exported_cases(
-                        scope, model, data, tempfile.mkdtemp(dir=workdir),
-                        args.threads, not args.no_openvino).items():
+                for rt, fn in bm.exported_cases(scope, model, data,
+                                                tempfile.mkdtemp(dir=workdir),
+                                                args.threads,
+                                                not args.no_openvino).items():
                     cases[f'{rt} {label}'] = fn
                     if label == 'SCNet':
                         pairs += [(f'{rt} SCNet', 'inference fp32 SCNet'),

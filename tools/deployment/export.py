@@ -57,8 +57,8 @@ def parse_args(argv=None):
 
 def outputs_of(args):
     stem = args.out[:-len('.onnx')]
-    return [args.out, stem + '.json'] + ([stem + '.xml', stem + '.bin']
-                                         if args.openvino else [])
+    return [args.out, stem + '.json'
+            ] + ([stem + '.xml', stem + '.bin'] if args.openvino else [])
 
 
 def build(cfg, checkpoint):
@@ -99,10 +99,7 @@ def check(module, run, example):
     with torch.no_grad():
         ref = module(*example)
     ref = [o.numpy() for o in (ref if isinstance(ref, tuple) else (ref, ))]
-    got = run({
-        n: x.numpy()
-        for n, x in zip(module.input_names, example)
-    })
+    got = run({n: x.numpy() for n, x in zip(module.input_names, example)})
     if module.task == 'segmentation':
         return float(
             np.abs(got[0] - ref[0]).max() / max(np.abs(ref[0]).max(), 1e-12))
@@ -146,9 +143,8 @@ def main(argv=None):
         raise SystemExit(f'--shape must be at least {module.min_size} a '
                          f'side, got {h}x{w}')
     # Batch 2: a batch of one would be exported as a fixed size.
-    export_graph(module, module.example(2, h, w), args.out,
-                 module.input_names, module.output_names,
-                 module.dynamic_shapes())
+    export_graph(module, module.example(2, h, w), args.out, module.input_names,
+                 module.output_names, module.dynamic_shapes())
     outs = outputs_of(args)
     with open(outs[1], 'w') as f:
         json.dump(spec, f, indent=1)

@@ -32,8 +32,7 @@ from mmscnet.registry import MODELS
 from mmscnet.utils.misc import register_load_pre_hook
 from ..utils.checks import (check_basic, check_branch_width, check_choice,
                             check_positive_int, check_stages, check_style,
-                            check_v1d,
-                            check_widths, pretrained_init_cfg)
+                            check_v1d, check_widths, pretrained_init_cfg)
 from ..utils.state_dict_guard import refuse_unfit_state
 
 POOLING_TYPES = ('avg', 'max')

@@ -138,11 +138,8 @@ class _DetRuntimeInfer:
         from mmdet.registry import VISUALIZERS
 
         from mmscnet.deploy.runtime import ExportedModel
-        self.model = ExportedModel(graph_path, backend, threads)
+        self.model = ExportedModel(graph_path, backend, threads, 'detection')
         spec = self.model.spec
-        if spec['task'] != 'detection':
-            raise ValueError(f'{graph_path} is an exported {spec["task"]} '
-                             'model, and the config an mmdet one')
         self.classes = spec.get('classes')
         self.visualizer = build_visualizer(cfg, VISUALIZERS, self.classes,
                                            spec.get('palette'))

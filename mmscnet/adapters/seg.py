@@ -92,11 +92,9 @@ class _SegRuntimeInfer:
         from mmseg.registry import VISUALIZERS
 
         from mmscnet.deploy.runtime import ExportedModel
-        self.model = ExportedModel(graph_path, backend, threads)
+        self.model = ExportedModel(graph_path, backend, threads,
+                                   'segmentation')
         spec = self.model.spec
-        if spec['task'] != 'segmentation':
-            raise ValueError(f'{graph_path} is an exported {spec["task"]} '
-                             'model, and the config an mmseg one')
         self.classes = spec.get('classes')
         self.visualizer = build_visualizer(cfg, VISUALIZERS, self.classes,
                                            spec.get('palette'))

@@ -228,10 +228,19 @@ def segmentation(outputs, shapes, metas, spec):
 class ExportedModel:
     """An exported graph and its ``model.json``: ``model(images)`` takes BGR
     uint8 arrays (as cv2 and mmcv read them) and returns one result dict per
-    image (:func:`detections`, :func:`segmentation`)."""
+    image (:func:`detections`, :func:`segmentation`). ``task``: the one the
+    caller expects ('detection' or 'segmentation'), checked."""
 
-    def __init__(self, graph_path, backend='onnxruntime', threads=None):
+    def __init__(self,
+                 graph_path,
+                 backend='onnxruntime',
+                 threads=None,
+                 task=None):
         self.spec = read_spec(graph_path)
+        if task and self.spec['task'] != task:
+            raise ValueError(f'{graph_path} is an exported '
+                             f'{self.spec["task"]} model, not a {task} one: '
+                             'give the config it was exported from')
         self.run = open_session(graph_path, backend, threads)
 
     @property

@@ -349,8 +349,10 @@ def test_runtime_errors_name_the_problem(tmp_path):
             r'export\.py'):
         ExportedModel(str(tmp_path / 'm.onnx'))
     (tmp_path / 'seg.json').write_text(json.dumps(dict(task='segmentation')))
-    with pytest.raises(ValueError, match=r'seg\.onnx is an exported '
-                       'segmentation model, not a detection one'):
+    with pytest.raises(
+            ValueError,
+            match=r'seg\.onnx is an exported '
+            'segmentation model, not a detection one'):
         ExportedModel(str(tmp_path / 'seg.onnx'), task='detection')
     (tmp_path / 'm.xml').write_text('')
     with pytest.raises(

@@ -93,9 +93,10 @@ def build(cfg, checkpoint):
 
 
 def check(module, run, example):
-    """Largest difference between the graph and PyTorch on ``example``: a
-    relative one for logits; for detections, whether the same ones come out
-    (count, labels, boxes within 1e-3 px, scores within 1e-4)."""
+    """Largest difference between the graph and PyTorch on ``example``: for
+    logits relative to their largest; for detections the larger of the
+    largest score difference and a tenth of the largest box difference in
+    pixels, or inf unless the same detections (count, labels) come out."""
     with torch.no_grad():
         ref = module(*example)
     ref = [o.numpy() for o in (ref if isinstance(ref, tuple) else (ref, ))]

@@ -14,6 +14,7 @@ Batch size, height and width of the graph are free.
 """
 import argparse
 import json
+import os
 import os.path as osp
 import sys
 
@@ -39,7 +40,7 @@ def parse_args(argv=None):
         nargs=2,
         default=(320, 320),
         metavar=('H', 'W'),
-        help='the export and first check size (the graph takes any size)')
+        help='the export and first check size (the graph takes others too)')
     p.add_argument(
         '--check-shape',
         type=int,
@@ -169,8 +170,12 @@ def main(argv=None):
                   f'PyTorch {diff:.2e}')
     worst = max(report.values())
     if not worst <= 1e-3:
+        # A graph that computes something else is not left to be deployed.
+        for path in outs:
+            if osp.exists(path):
+                os.remove(path)
         raise SystemExit(f'the exported graph differs from PyTorch ({worst}):'
-                         ' do not deploy it')
+                         f' removed {", ".join(outs)}')
     return report
 
 

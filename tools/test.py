@@ -10,6 +10,7 @@ from mmscnet.apis.tool_setup import (add_common_args, apply_test_args,
                                      build_runner, load_config,
                                      parse_tool_args)
 from mmscnet.datasets.datacheck import annotation_errors_named
+from mmscnet.utils.dist_utils import close_distributed
 
 
 def parse_args(argv=None):
@@ -48,7 +49,9 @@ def main(argv=None):
     apply_test_args(cfg, args.config, args.checkpoint, args.work_dir, args.out,
                     args.show_dir, args.tta, args.deploy, args.compile)
     with annotation_errors_named(cfg):
-        return build_runner(cfg).test()
+        metrics = build_runner(cfg).test()
+    close_distributed(cfg)
+    return metrics
 
 
 if __name__ == '__main__':

@@ -9,6 +9,7 @@ from mmscnet.apis.tool_setup import (add_common_args, apply_train_args,
                                      build_runner, load_config,
                                      parse_tool_args)
 from mmscnet.datasets.datacheck import annotation_errors_named
+from mmscnet.utils.dist_utils import close_distributed
 
 
 def parse_args(argv=None):
@@ -40,6 +41,7 @@ def main(argv=None):
                      args.auto_scale_lr, args.resume)
     with annotation_errors_named(cfg):
         build_runner(cfg).train()
+    close_distributed(cfg)
 
 
 if __name__ == '__main__':

@@ -12,6 +12,8 @@ GPU. :func:`setup_distributed` fills those two gaps and nothing else: it
 creates the process group with torch.distributed's own ``env://`` rendezvous
 (the variables torchrun sets), after which the Runner sees an initialised
 group and skips its own, and it asks for a CPU DDP wrapper.
+:func:`close_distributed` destroys the group once a run has finished, which
+neither the Runner nor torchrun does.
 """
 from datetime import timedelta
 
@@ -81,3 +83,16 @@ def setup_distributed(cfg):
         cfg, 'SyncBN', 'BN', 'no CUDA device: PyTorch\'s SyncBN is CUDA-only; '
         'batch statistics are per process', reverted)
     return cfg
+
+
+def close_distributed(cfg):
+    """Destroy the process group of a ``--launcher`` run that has finished.
+
+    A gloo group left to the interpreter's exit can abort the process after
+    its work is done: its worker threads outlive Python (SIGABRT, "terminate
+    called without an active exception"), and torchrun then fails the whole
+    job. Call it only after success: after an error, another rank may still
+    be waiting in a collective and the process exits anyway.
+    """
+    if cfg.get('launcher', 'none') != 'none' and torch_dist.is_initialized():
+        torch_dist.destroy_process_group()

@@ -29,6 +29,17 @@ def free_port():
         return s.getsockname()[1]
 
 
+def set_one_rank_env(monkeypatch):
+    """torchrun's variables for one rank of world size 1, in this process."""
+    for key, value in dict(
+            RANK='0',
+            LOCAL_RANK='0',
+            WORLD_SIZE='1',
+            MASTER_ADDR='127.0.0.1',
+            MASTER_PORT=str(free_port())).items():
+        monkeypatch.setenv(key, value)
+
+
 def run_script(args, **env):
     """Run a tools/*.sh script as a user would, with this interpreter as
     `python`."""
@@ -214,6 +225,29 @@ def test_dist_test_matches_single_process(dist_trained, toy, tmp_path):
         assert torch.allclose(a['scores'], b['scores'], atol=1e-5)
 
 
+def test_test_tool_destroys_its_process_group(dist_trained, toy, tmp_path,
+                                              monkeypatch):
+    # A gloo group left to the interpreter's exit can abort a finished run
+    # (SIGABRT from its threads), so the tools destroy the group they
+    # joined. One in-process rank stands in for torchrun's N.
+    import torch.distributed as torch_dist
+    work, _, _ = dist_trained
+    set_one_rank_env(monkeypatch)
+    opts = dict(
+        data_options(TOY_CONFIG, toy), **{'test_dataloader.batch_size': 1})
+    try:
+        metrics = test_tool.main([
+            TOY_CONFIG,
+            str(work / 'epoch_1.pth'), '--launcher', 'pytorch', '--work-dir',
+            str(tmp_path)
+        ] + cfg_options_argv(opts))
+        assert not torch_dist.is_initialized()
+    finally:
+        if torch_dist.is_initialized():
+            torch_dist.destroy_process_group()
+    assert len(metrics) == 12 and 'coco/bbox_mAP' in metrics
+
+
 def recorded_argv(tmp_path, program, script_args, **env):
     """Run a tools/*.sh script with a stand-in ``program`` (python, srun) on
     PATH
@@ -310,13 +344,7 @@ def test_cpu_process_group_and_config_for_a_syncbn_config(monkeypatch):
 
     from mmscnet.apis.tool_setup import load_config
     from mmscnet.utils.dist_utils import setup_distributed
-    for key, value in dict(
-            RANK='0',
-            LOCAL_RANK='0',
-            WORLD_SIZE='1',
-            MASTER_ADDR='127.0.0.1',
-            MASTER_PORT=str(free_port())).items():
-        monkeypatch.setenv(key, value)
+    set_one_rank_env(monkeypatch)
     config = str(REPO / 'configs/segmentation' /
                  'pspnet_scnet50-d8_4xb2-80k_cityscapes-512x1024.py')
     cfg = load_config(config, launcher='pytorch')

@@ -239,13 +239,16 @@ def test_onnx_and_openvino_backbone_and_classifier_match_pytorch(tmp_path):
     params = sum(p.numel() for p in SCNet(depth=50).parameters())
     assert (tmp_path / 'scnet50.bin').stat().st_size >= 4 * params * 0.99
     # Sizes far from the export's: the calibration windows are not frozen at
-    # the export size (there stage 4 was 4x3, here 7x5 and 2x2 < r).
+    # the export size (there stage 4 was 4x3, here 7x5, and 2x2 and 1x2,
+    # both < r).
     from mmscnet.deploy.onnx import onnxruntime_runner, runtime_max_rel_diff
     from mmscnet.deploy.openvino import openvino_runner
-    for x in (torch.randn(1, 3, 224, 160), torch.randn(2, 3, 64, 64)):
-        for run in (onnxruntime_runner(str(tmp_path / 'scnet50.onnx')),
-                    openvino_runner(str(tmp_path / 'scnet50.xml'))):
-            assert runtime_max_rel_diff(model, run, x) < 1e-4
+    runs = (onnxruntime_runner(str(tmp_path / 'scnet50.onnx')),
+            openvino_runner(str(tmp_path / 'scnet50.xml')))
+    for shape in ((1, 3, 224, 160), (2, 3, 64, 64), (1, 3, 32, 48)):
+        for run in runs:
+            assert runtime_max_rel_diff(model, run,
+                                        torch.randn(shape)) < 1e-4, shape
     res = pytorch2onnx.main([
         '--config', CLS_CONFIG, '--out',
         str(tmp_path / 'cls.onnx'), '--shape', '96', '96', '--batch-size', '2',

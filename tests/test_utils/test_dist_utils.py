@@ -153,6 +153,9 @@ def test_dist_train_as_two_nodes_on_loopback(toy, tmp_path):
             os.environ['PATH'],
             PYTHONPATH=str(REPO / 'tests'),
             PROBE_DIR=str(probe),
+            # Both "machines" share this one's cores: one thread each, as
+            # torchrun sets for several processes on one node.
+            OMP_NUM_THREADS='1',
             NNODES='2',
             NODE_RANK=str(rank),
             MASTER_ADDR='127.0.0.1',

@@ -19,15 +19,17 @@ export PIP_CONSTRAINT=/dev/null
 rm -rf "$VENV"
 "$PY" -m venv "$VENV"
 pip() { "$VENV/bin/python" -m pip "$@"; }
-pip install -q --upgrade 'pip>=24' 'setuptools>=64,<81' wheel
+# --no-compile: the environment lives for one test run, which compiles the
+# few modules it imports; pip would compile all of torch's (20 s).
+pip install -q --no-compile --upgrade 'pip>=24' 'setuptools>=64,<81' wheel
 # Wheels of torch < 2.3 are built against numpy 1.
 numpy='numpy'
 case "$TORCH" in 2.0.*|2.1.*|2.2.*) numpy='numpy<2' ;; esac
-pip install -q "torch==$TORCH" "$numpy" 'mmengine==0.10.7' pytest
+pip install -q --no-compile "torch==$TORCH" "$numpy" 'mmengine==0.10.7' pytest
 # The backbone uses mmcv.cnn only: mmcv-lite 2.1.0 (mmcv without its compiled
 # ops, a wheel on PyPI) replaces compiling mmcv 2.1.0 for this torch (25 minutes).
-pip install -q mmcv-lite==2.1.0
-pip install -q --no-deps --no-build-isolation -e .
+pip install -q --no-compile mmcv-lite==2.1.0
+pip install -q --no-compile --no-deps --no-build-isolation -e .
 "$VENV/bin/python" -c "import torch, numpy, mmcv, mmengine; print('[compat] torch', torch.__version__, 'numpy', numpy.__version__, 'mmcv', mmcv.__version__, 'mmengine', mmengine.__version__)"
 status=0
 "$VENV/bin/python" -m pytest -q -m 'not downstream' "${TESTS[@]}" || status=$?

@@ -297,6 +297,44 @@ def test_exported_segmentor_predicts_as_pytorch(kind, seg_images, tmp_path):
         assert a.shape == b.shape and (a == b).mean() >= 0.999
 
 
+def test_export_removes_a_graph_that_fails_its_check(tmp_path, monkeypatch):
+    """A graph that computes something else is not left to be deployed: the
+    tool removes every file it wrote and says so. Here the runtime's outputs
+    are shifted by 1% of their range, as an exporter or runtime bug would
+    shift them; the model is a small segmentor, to export in seconds."""
+    import mmscnet.deploy.runtime as runtime
+    config = tmp_path / 'small-seg.py'
+    config.write_text(
+        f"_base_ = {SEG_CONFIGS['deeplabv3']!r}\n"
+        "model = dict(backbone=dict(_delete_=True, type='ResNetV1c', "
+        'depth=18, dilations=(1, 1, 2, 4), strides=(1, 2, 1, 1), '
+        "contract_dilation=True, norm_cfg=dict(type='BN')), "
+        'decode_head=dict(in_channels=512, channels=16), '
+        'auxiliary_head=None)\n')
+    real = runtime.open_session
+
+    def shifted(path, backend, threads=None):
+        run = real(path, backend, threads)
+        return lambda feeds: [o + 0.01 * np.abs(o).max() for o in run(feeds)]
+
+    monkeypatch.setattr(runtime, 'open_session', shifted)
+    out = tmp_path / 'seg.onnx'
+    res = run_tool([
+        'tools/deployment/export.py',
+        str(config), '--out',
+        str(out), '--openvino', '--shape', '64', '96'
+    ])
+    assert res.returncode != 0
+    written = [str(out)] + [
+        str(out.with_suffix(ext)) for ext in ('.json', '.xml', '.bin')
+    ]
+    for path in written:
+        assert f'wrote {path}' in res.stdout or f'and {path}' in res.stdout
+    assert ('the exported graph differs from PyTorch' in res.stderr
+            and f'removed {", ".join(written)}' in res.stderr), res.stderr
+    assert sorted(os.listdir(tmp_path)) == ['small-seg.py']
+
+
 def test_export_refuses_what_it_cannot_export_right(tmp_path):
     out = str(tmp_path / 'm.onnx')
     for config, message in (

@@ -20,7 +20,7 @@ rm -rf "$VENV"
 "$PY" -m venv "$VENV"
 pip() { "$VENV/bin/python" -m pip "$@"; }
 # --no-compile: the environment lives for one test run, which compiles the
-# few modules it imports; pip would compile all of torch's (20 s).
+# few modules it imports; pip would compile every module of torch.
 pip install -q --no-compile --upgrade 'pip>=24' 'setuptools>=64,<81' wheel
 # Wheels of torch < 2.3 are built against numpy 1.
 numpy='numpy'

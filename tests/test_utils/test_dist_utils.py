@@ -271,8 +271,7 @@ def recorded_argv(tmp_path, program, script_args, **env):
             RECORD=str(record),
             **env))
     argv = record.read_text().split('\n')[:-1]
-    # The tool's path as the script wrote it, relative or absolute: shown
-    # relative.
+    # The tool's path as the script wrote it, shown relative.
     return [
         os.path.relpath(os.path.join(REPO, a), REPO)
         if a.endswith('.py') and '/' in a else a for a in argv
@@ -341,8 +340,7 @@ def test_slurm_launcher_without_gpus_says_what_to_use():
 
 
 def test_cpu_process_group_and_config_for_a_syncbn_config(monkeypatch):
-    # One gloo process (world size 1) stands in for torchrun's N: the same
-    # calls.
+    # One gloo process (world size 1) makes the calls torchrun's N make.
     import torch.distributed as torch_dist
 
     from mmscnet.apis.tool_setup import load_config

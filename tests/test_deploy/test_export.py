@@ -5,7 +5,8 @@ backbone and a whole mmpretrain classifier. Each graph is run at the export
 size and at two other sizes, one with stage maps smaller than the
 calibration's r (pooled whole), against eager PyTorch. ``dynamo=True`` on
 the same two models: tools/deployment/pytorch2onnx.py hands them to it as
-they are (``test_deploy_mode.py``, at four sizes); here only on the pooling.
+they are (``test_deploy_mode.py``, the backbone at five sizes); here only
+on the pooling.
 
 Not in the compatibility job: the exporters of old torch releases differ.
 """

@@ -77,6 +77,9 @@ def cpu_flags():
 
 FLAGS = cpu_flags()
 TAKEN = [cap for cap, (needs, *_) in CAPS.items() if FLAGS.issuperset(needs)]
+# The highest parity cell this CPU takes: its fp32 kernels are the native
+# ISA's (see FP32_CAPS), those of the main run.
+NATIVE_FP32 = ([c for c in FP32_CAPS if c in TAKEN] or [None])[-1]
 
 
 def cap_env(cap, threads):
@@ -150,13 +153,11 @@ for threads in map(int, sys.argv[1].split(',')):
 @pytest.mark.parametrize('cap', FP32_CAPS)
 def test_parity_under_cap(cap):
     _skip_unless_taken(cap)
-    # The main run of the tests uses the fp32 kernels of the highest cell
-    # this CPU takes (see FP32_CAPS): that cell at this process's own thread
-    # count would repeat it.
-    native_fp32 = [c for c in FP32_CAPS if c in TAKEN][-1]
+    # The main run of the tests uses NATIVE_FP32's kernels: that cell at this
+    # process's own thread count would repeat it.
     threads = [
         t for t in (1, 2)
-        if not (cap == native_fp32 and t == torch.get_num_threads())
+        if not (cap == NATIVE_FP32 and t == torch.get_num_threads())
     ]
     out = subprocess.run(
         [

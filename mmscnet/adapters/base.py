@@ -11,6 +11,8 @@ class Adapter:
 
     scope = None
     dump_metric = 'DumpResults'
+    # The exported model's task in the runtime, where there is one.
+    runtime_task = None
 
     def show(self, cfg, hook, show_dir):
         """Turn on painting of every test image into ``show_dir`` through the
@@ -46,6 +48,11 @@ class Adapter:
             'mmpretrain classifiers and the backbone with '
             'tools/deployment/pytorch2onnx.py)')
 
+    def baked(self, cfg):
+        """What the exported graph and its runtime fix from ``cfg``, by key
+        (the runtime spec's ``baked``; a config that differs is refused)."""
+        return {'model.test_cfg': cfg.model.get('test_cfg')}
+
     def runtime_inferencer(self,
                            cfg,
                            graph_path,
@@ -57,6 +64,34 @@ class Adapter:
         raise NotImplementedError(
             f'no exported-model inference for {self.scope}: --backend '
             'takes mmdet and mmseg configs')
+
+    def runtime_samples(self, samples, results):
+        """The runtime's ``results`` (one dict per image) put into the test
+        batch's data ``samples`` as the library's ``predict`` puts its
+        predictions, for the evaluator and the painting hooks."""
+        raise NotImplementedError(f'no exported-model test for {self.scope}')
+
+    def sample_results(self, samples):
+        """The library's predictions in ``samples`` (its data samples after
+        ``test_step``) as the runtime gives them: one dict of numpy arrays
+        per image (the inverse of :meth:`runtime_samples`)."""
+        raise NotImplementedError(f'no exported-model check for {self.scope}')
+
+    def predict_files(self, model, cfg, paths):
+        """The library's own predictions for the image files ``paths``, as
+        one batch: the config's test pipeline (its annotation loading left
+        out), ``model.test_step``, then :meth:`sample_results`. The default
+        scope must be the library's."""
+        from mmengine.dataset import Compose, pseudo_collate
+        pipeline = Compose([
+            t for t in test_pipeline(cfg)
+            if t['type'].split('.')[-1] != 'LoadAnnotations'
+        ])
+        batch = pseudo_collate([
+            pipeline(dict(img_path=p, img_id=k)) for k, p in enumerate(paths)
+        ])
+        with torch.no_grad():
+            return self.sample_results(model.test_step(batch))
 
     def dataset_classes(self, dataset_type):
         """The default class names of the library's dataset class
@@ -84,22 +119,55 @@ def random_images(batch_size, shape):
 EXPORT_TRANSFORMS = ('LoadImageFromFile', 'InferencerLoader', 'Resize',
                      'LoadAnnotations', 'PackDetInputs', 'PackSegInputs')
 
+# mmcv's LoadImageFromFile arguments and the values the runtime reads images
+# with (cv2, BGR, EXIF orientation applied); to_float32 changes nothing there.
+LOADER_ARGS = dict(color_type=('color', ), imdecode_backend=('cv2', ))
+LOADER_FREE = ('type', 'to_float32', 'ignore_empty', 'backend_args',
+               'file_client_args')
+
+
+def check_config_for_runtime(adapter, cfg, spec, graph_path):
+    """Raise a ValueError unless ``cfg`` is the config the graph at
+    ``graph_path`` (runtime spec ``spec``) was exported with, in everything
+    the graph and the runtime fixed."""
+    from mmscnet.deploy.spec import check_config
+    check_config(spec, graph_path, cfg.filename, adapter.baked(cfg),
+                 export_preprocess(cfg, spec['preprocess']['min_size']))
+
+
+def _check_loader(t):
+    for key, value in t.items():
+        if key in LOADER_FREE:
+            continue
+        if key not in LOADER_ARGS or value not in LOADER_ARGS[key]:
+            raise ValueError(
+                f'test pipeline {t["type"]}({key}={value!r}) is not repeated '
+                "by the exported model's runtime, which reads images as " +
+                ', '.join(f'{k}={v[0]!r}' for k, v in LOADER_ARGS.items()))
+
+
+def test_pipeline(cfg):
+    """The test dataset's pipeline (inside dataset wrappers)."""
+    data_cfg = cfg.test_dataloader.dataset
+    while 'dataset' in data_cfg:
+        data_cfg = data_cfg['dataset']
+    return data_cfg.pipeline
+
 
 def export_preprocess(cfg, min_size):
     """The test pipeline's and data preprocessor's image preparation as the
     runtime's ``preprocess`` spec; a clear error for a pipeline it cannot
     repeat."""
-    data_cfg = cfg.test_dataloader.dataset
-    while 'dataset' in data_cfg:
-        data_cfg = data_cfg['dataset']
     resize = None
-    for t in data_cfg.pipeline:
+    for t in test_pipeline(cfg):
         kind = t['type'].split('.')[-1]
         if kind not in EXPORT_TRANSFORMS:
             raise ValueError(
                 f'test pipeline transform {t["type"]} is not repeated by the '
                 f'exported model\'s runtime, which does '
                 f'{", ".join(EXPORT_TRANSFORMS)}')
+        if kind in ('LoadImageFromFile', 'InferencerLoader'):
+            _check_loader(t)
         if kind == 'Resize':
             if t.get('scale') is None or t.get(
                     'interpolation', 'bilinear') != 'bilinear' or t.get(

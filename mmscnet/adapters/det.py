@@ -4,12 +4,40 @@ import os.path as osp
 import warnings
 from copy import deepcopy
 
-from .base import Adapter, build_visualizer
+import numpy as np
+
+from .base import Adapter, build_visualizer, check_config_for_runtime
 
 
 class DetAdapter(Adapter):
     scope = 'mmdet'
     dump_metric = 'DumpDetResults'
+    runtime_task = 'detection'
+
+    def runtime_samples(self, samples, results):
+        import torch
+        from mmengine.structures import InstanceData
+        for sample, r in zip(samples, results):
+            sample.pred_instances = InstanceData(
+                **{
+                    k: torch.from_numpy(np.asarray(v))
+                    for k, v in r.items()
+                })
+            sample.pred_instances.labels = sample.pred_instances.labels.long()
+        return samples
+
+    def sample_results(self, samples):
+        results = []
+        for sample in samples:
+            inst = sample.pred_instances
+            r = dict(
+                labels=inst.labels.numpy(),
+                scores=inst.scores.numpy(),
+                bboxes=inst.bboxes.numpy())
+            if 'masks' in inst:
+                r['masks'] = inst.masks.numpy().astype(bool)
+            results.append(r)
+        return results
 
     def dataset_classes(self, dataset_type):
         from mmdet.registry import DATASETS
@@ -112,7 +140,6 @@ class _DetInfer:
 def det_prediction(result, classes):
     """A runtime result as DetInferencer's ``pred2dict`` writes it (masks as
     COCO RLE), with label names."""
-    import numpy as np
     pred = dict(
         labels=result['labels'].tolist(),
         scores=result['scores'].tolist(),
@@ -140,17 +167,19 @@ class _DetRuntimeInfer:
         from mmscnet.deploy.runtime import ExportedModel
         self.model = ExportedModel(graph_path, backend, threads, 'detection')
         spec = self.model.spec
+        check_config_for_runtime(DetAdapter(), cfg, spec, graph_path)
         self.classes = spec.get('classes')
         self.visualizer = build_visualizer(cfg, VISUALIZERS, self.classes,
                                            spec.get('palette'))
         self.score_thr = score_thr
 
     def __call__(self, paths):
-        import mmcv
         import torch
         from mmdet.structures import DetDataSample
         from mmengine.structures import InstanceData
-        images = [mmcv.imread(p) for p in paths]
+
+        from mmscnet.utils.image_file import read_image
+        images = [read_image(p) for p in paths]
         preds, vis = [], []
         for path, img, result in zip(paths, images, self.model(images)):
             preds.append(det_prediction(result, self.classes))
@@ -161,7 +190,7 @@ class _DetRuntimeInfer:
                 }))
             self.visualizer.add_datasample(
                 osp.basename(path),
-                mmcv.bgr2rgb(img),
+                img[:, :, ::-1],
                 sample,
                 draw_gt=False,
                 pred_score_thr=self.score_thr)

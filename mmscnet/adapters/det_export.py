@@ -20,13 +20,16 @@ Batch size, H and W are free.
 
 The steps follow mmdet's ``RPNHead``, ``StandardRoIHead``, ``BBoxHead`` and
 ``multiclass_nms`` for the test config's values (``nms_pre``, IoU
-thresholds, ``score_thr``, ``max_per_img``); images of a batch are kept apart
-by offsetting their boxes in NMS, as mmdet keeps levels and classes apart.
+thresholds, ``score_thr``, ``max_per_img``). NMS runs per group (an image
+and an FPN level in the RPN, an image and a class in the R-CNN), as ONNX's
+NonMaxSuppression runs it (:mod:`mmscnet.deploy.ops`), so that no image's
+detections depend on the batch it came in.
 """
 import math
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 # DeltaXYWHBBoxCoder.decode's default, which mmdet's heads keep.
 WH_RATIO_CLIP = 16 / 1000
@@ -34,6 +37,20 @@ SUPPORTED = {
     'FasterRCNN': 'Faster R-CNN',
     'MaskRCNN': 'Mask R-CNN',
 }
+
+# Keys of an NMS config that mmcv's ``batched_nms`` and ``nms`` read and the
+# graph computes as they do; any other (``offset``, ``max_num``, a score
+# threshold of NMS's own) is refused.
+NMS_KEYS = ('type', 'iou_threshold', 'class_agnostic', 'split_thr')
+
+
+def _nms_problems(stage, nms):
+    if not nms or nms.get('type') != 'nms':
+        return [f'{stage} NMS type {(nms or {}).get("type")!r} (nms)']
+    return [
+        f'{stage} NMS argument {k}={nms[k]!r} (the graph takes '
+        f'{", ".join(NMS_KEYS)})' for k in nms if k not in NMS_KEYS
+    ]
 
 
 def check_exportable(detector):
@@ -51,10 +68,9 @@ def check_exportable(detector):
              f'RPN head {type(rpn).__name__} (RPNHead with sigmoid scores)'),
             (type(roi).__name__ == 'StandardRoIHead',
              f'RoI head {type(roi).__name__} (StandardRoIHead)'),
-            (test_cfg.rpn.get('nms', {}).get('type') == 'nms'
-             and test_cfg.rcnn.get('nms', {}).get('type') == 'nms',
-             'NMS type other than nms'),
         ]
+        problems += _nms_problems('rpn', test_cfg.rpn.get('nms'))
+        problems += _nms_problems('rcnn', test_cfg.rcnn.get('nms'))
         for coder in (rpn.bbox_coder, roi.bbox_head.bbox_coder):
             checks.append(
                 (type(coder).__name__ == 'DeltaXYWHBBoxCoder'
@@ -62,24 +78,34 @@ def check_exportable(detector):
                  f'box coder {type(coder).__name__} (DeltaXYWHBBoxCoder)'))
         for ext in [roi.bbox_roi_extractor
                     ] + ([roi.mask_roi_extractor] if roi.with_mask else []):
+            layer = ext.roi_layers[0] if hasattr(ext, 'roi_layers') else None
             checks.append((type(ext).__name__ == 'SingleRoIExtractor'
-                           and type(ext.roi_layers[0]).__name__ == 'RoIAlign',
+                           and type(layer).__name__ == 'RoIAlign',
                            'RoI extractor other than SingleRoIExtractor with '
                            'RoIAlign'))
+            if type(layer).__name__ == 'RoIAlign':
+                # torchvision's roi_align, which the graph runs, averages.
+                checks.append((layer.pool_mode == 'avg',
+                               f'RoIAlign pool_mode={layer.pool_mode!r} '
+                               "(pool_mode='avg')"))
         if roi.bbox_head.custom_cls_channels:
             checks.append((False, 'a custom classification activation'))
         if roi.with_mask:
             checks.append(
                 (type(roi.mask_head).__name__ == 'FCNMaskHead',
                  f'mask head {type(roi.mask_head).__name__} (FCNMaskHead)'))
+            thr = test_cfg.rcnn.get('mask_thr_binary', 0.5)
+            # mmdet's negative threshold gives uint8 soft masks for debugging.
+            checks.append((thr >= 0, f'mask_thr_binary={thr} (at least 0: '
+                           'binary masks)'))
         problems += [what for ok, what in checks if not ok]
     if problems:
         raise ValueError(
             f'cannot export {"; ".join(problems)}: the detector export '
             f'handles {" and ".join(SUPPORTED.values())} '
             f'({", ".join(SUPPORTED)}) with RPNHead, StandardRoIHead, '
-            'DeltaXYWHBBoxCoder, RoIAlign and plain NMS, as in mmdet\'s and '
-            "this project's configs")
+            'DeltaXYWHBBoxCoder, RoIAlign (average pooling) and plain NMS, '
+            "as in mmdet's and this project's configs")
 
 
 def decode(priors, deltas, means, stds, wh_ratio_clip, max_hw):
@@ -96,28 +122,28 @@ def decode(priors, deltas, means, stds, wh_ratio_clip, max_hw):
     return torch.minimum(boxes.clamp(min=0), torch.cat([wh, wh], -1))
 
 
-def nms_per_group(boxes, scores, groups, iou_threshold):
-    """Indices kept by NMS within each group id, in descending score order.
-
-    Groups are kept apart by offsetting the boxes (mmdet's ``batched_nms``);
-    the sort after NMS makes the order the same in every runtime."""
-    from torchvision.ops import nms
-    top = torch.cat([boxes.flatten(), boxes.new_zeros(1)]).max() + 1
-    keep = nms(boxes + (groups.to(boxes) * top)[:, None], scores,
-               iou_threshold)
-    # NMS keeps at most its input; saying so keeps the exporter's bounds on
-    # later sizes finite.
-    torch._check(keep.shape[0] <= boxes.shape[0])
-    return keep[scores[keep].argsort(descending=True)]
-
-
-def first_per_image(batch_index, num_images, k):
-    """Mask of the first ``k`` entries of each image, for entries already in
-    descending score order."""
+def rank_in_image(batch_index, num_images):
+    """Each entry's rank among the entries of its image, in the order given.
+    """
     same = batch_index[:, None] == torch.arange(
         num_images, device=batch_index.device)[None]
-    rank = same.long().cumsum(0).gather(1, batch_index[:, None])[:, 0] - 1
-    return rank < k
+    return same.long().cumsum(0).gather(1, batch_index[:, None])[:, 0] - 1
+
+
+def nms_groups(boxes, scores, valid, iou_threshold):
+    """Indices (group, entry) kept by NMS within each group of ``boxes``
+    (G, R, 4) among the ``valid`` entries (G, R), in descending score order.
+    Entries that are not valid take part as zero boxes, which suppress
+    nothing, and are dropped after."""
+    from mmscnet.deploy.ops import grouped_nms
+    boxes = torch.where(valid[..., None], boxes, boxes.new_zeros(()))
+    keep = grouped_nms(boxes, scores, iou_threshold)
+    group, entry = keep[:, 0], keep[:, 1]
+    ok = valid[group, entry]
+    group, entry = group[ok], entry[ok]
+    # The sort makes the order the same in every runtime.
+    order = scores[group, entry].argsort(descending=True)
+    return group[order], entry[order]
 
 
 class DetectorExport(nn.Module):
@@ -159,13 +185,16 @@ class DetectorExport(nn.Module):
         """What the runtime needs besides preprocessing."""
         rcnn = self.detector.test_cfg.rcnn
         return dict(
-            task=self.task, mask_thr_binary=rcnn.get('mask_thr_binary', 0.5))
+            task=self.task,
+            mask_thr_binary=rcnn.get('mask_thr_binary', 0.5),
+            max_per_img=rcnn.get('max_per_img'))
 
     def forward(self, images, img_shape):
         det = self.detector
         feats = det.extract_feat(images)
-        rois = self.proposals(feats, img_shape)
-        boxes, scores, labels, batch = self.detections(feats, rois, img_shape)
+        rois, rank = self.proposals(feats, img_shape)
+        boxes, scores, labels, batch = self.detections(feats, rois, rank,
+                                                       img_shape)
         if not self.with_mask:
             return boxes, scores, labels, batch
         head = det.roi_head
@@ -173,20 +202,23 @@ class DetectorExport(nn.Module):
             head.mask_roi_extractor, feats,
             torch.cat([batch[:, None].to(boxes), boxes], dim=1))
         mask_pred = head.mask_head(mask_feats)
-        masks = mask_pred[torch.arange(labels.shape[0]), labels].sigmoid()
+        if head.mask_head.class_agnostic:  # one mask for every class
+            masks = mask_pred[:, 0].sigmoid()
+        else:
+            masks = mask_pred[torch.arange(labels.shape[0]), labels].sigmoid()
         return boxes, scores, labels, batch, masks
 
     def proposals(self, feats, img_shape):
-        """RPNHead.predict as rois (K, 5: batch index, x1, y1, x2, y2)."""
+        """RPNHead.predict: rois (K, 5: image, x1, y1, x2, y2) and each one's
+        rank in its image, at most ``max_per_img`` per image."""
         rpn, cfg = self.detector.rpn_head, self.detector.test_cfg.rpn
         cls_scores, deltas = rpn(feats)
         priors = rpn.prior_generator.grid_priors(
             [s.shape[-2:] for s in cls_scores], device=feats[0].device)
         n = feats[0].shape[0]
-        all_boxes, all_scores, all_levels = [], [], []
         coder = rpn.bbox_coder
-        for level, (score, delta,
-                    prior) in enumerate(zip(cls_scores, deltas, priors)):
+        levels = []
+        for score, delta, prior in zip(cls_scores, deltas, priors):
             score = score.permute(0, 2, 3, 1).reshape(n, -1).sigmoid()
             delta = delta.permute(0, 2, 3, 1).reshape(n, -1, 4)
             k = cfg.get('nms_pre', -1)
@@ -197,27 +229,41 @@ class DetectorExport(nn.Module):
                 prior = prior[index]
             else:
                 prior = prior.expand(n, -1, -1)
-            all_boxes.append(
-                decode(prior, delta, coder.means, coder.stds, WH_RATIO_CLIP,
-                       img_shape[:, None]))
-            all_scores.append(score)
-            all_levels.append(torch.full_like(score, level, dtype=torch.long))
-        boxes = torch.cat(all_boxes, 1).reshape(-1, 4)
-        scores = torch.cat(all_scores, 1)
-        batch = torch.arange(n)[:, None].expand_as(scores).reshape(-1)
-        scores = scores.reshape(-1)
-        levels = torch.cat(all_levels, 1).reshape(-1)
+            levels.append((score,
+                           decode(prior, delta, coder.means, coder.stds,
+                                  WH_RATIO_CLIP, img_shape[:, None])))
+        # Levels side by side (N, L, R): the first is the largest.
+        size = levels[0][0].shape[1]
+        scores = torch.stack(
+            [F.pad(s, (0, size - s.shape[1])) for s, _ in levels], 1)
+        boxes = torch.stack(
+            [F.pad(b, (0, 0, 0, size - b.shape[1])) for _, b in levels], 1)
+        valid = torch.stack([
+            F.pad(
+                torch.ones_like(s, dtype=torch.bool), (0, size - s.shape[1]))
+            for s, _ in levels
+        ], 1)
         min_size = cfg.get('min_bbox_size', -1)
         if min_size >= 0:
-            wh = boxes[:, 2:] - boxes[:, :2]
-            valid = (wh > min_size).all(dim=1)
-            boxes, scores = boxes[valid], scores[valid]
-            levels, batch = levels[valid], batch[valid]
-        keep = nms_per_group(boxes, scores,
-                             batch * len(feats) + levels,
-                             cfg.nms.iou_threshold)
-        keep = keep[first_per_image(batch[keep], n, cfg.max_per_img)]
-        return torch.cat([batch[keep, None].to(boxes), boxes[keep]], dim=1)
+            wh = boxes[..., 2:] - boxes[..., :2]
+            valid = valid & (wh > min_size).all(dim=-1)
+        num_levels = len(levels)
+        if cfg.nms.get('class_agnostic', False):  # levels merged
+            group_shape = (n, num_levels * size)
+        else:  # mmdet's batched_nms over level ids, per image
+            group_shape = (n * num_levels, size)
+        group, entry = nms_groups(
+            boxes.reshape(*group_shape, 4), scores.reshape(group_shape),
+            valid.reshape(group_shape), cfg.nms.iou_threshold)
+        flat = group * group_shape[1] + entry  # into (N, L * R)
+        image = torch.div(flat, num_levels * size, rounding_mode='floor')
+        rank = rank_in_image(image, n)
+        first = rank < cfg.max_per_img
+        flat, image, rank = flat[first], image[first], rank[first]
+        rois = torch.cat(
+            [image[:, None].to(boxes),
+             boxes.reshape(-1, 4)[flat]], dim=1)
+        return rois, rank
 
     def roi_features(self, extractor, feats, rois):
         """SingleRoIExtractor's features: every RoI pooled on every level it
@@ -239,9 +285,8 @@ class DetectorExport(nn.Module):
                 pick, pooled, out)
         return out
 
-    def detections(self, feats, rois, img_shape):
-        """BBoxHead.predict_by_feat and multiclass_nms, for the whole batch.
-        """
+    def detections(self, feats, rois, rank, img_shape):
+        """BBoxHead.predict_by_feat and multiclass_nms, per image."""
         head = self.detector.roi_head.bbox_head
         cfg = self.detector.test_cfg.rcnn
         cls_score, bbox_pred = head(
@@ -250,20 +295,38 @@ class DetectorExport(nn.Module):
         scores = cls_score.softmax(-1)[:, :-1]
         num_rois, num_classes = scores.shape
         per_class = 1 if head.reg_class_agnostic else num_classes
-        batch = rois[:, 0].long()
+        image = rois[:, 0].long()
         coder = head.bbox_coder
         boxes = decode(rois[:, None, 1:], bbox_pred.reshape(-1, per_class,
                                                             4), coder.means,
-                       coder.stds, WH_RATIO_CLIP, img_shape[batch][:, None])
-        boxes = boxes.expand(-1, num_classes, -1).reshape(-1, 4)
-        labels = torch.arange(num_classes).repeat(num_rois)
-        batch = batch.repeat_interleave(num_classes)
-        scores = scores.reshape(-1)
-        valid = scores > cfg.score_thr
-        boxes, scores = boxes[valid], scores[valid]
-        labels, batch = labels[valid], batch[valid]
-        keep = nms_per_group(boxes, scores, batch * num_classes + labels,
-                             cfg.nms.iou_threshold)
-        keep = keep[first_per_image(batch[keep], img_shape.shape[0],
-                                    cfg.max_per_img)]
-        return boxes[keep], scores[keep], labels[keep], batch[keep]
+                       coder.stds, WH_RATIO_CLIP, img_shape[image][:, None])
+        boxes = boxes.expand(-1, num_classes, -1)
+        # Each image's RoIs in a row of its own (N, P, C), P the RPN's most.
+        n, p = img_shape.shape[0], self.detector.test_cfg.rpn.max_per_img
+        where = (image, rank)
+        dense_boxes = boxes.new_zeros(n, p, num_classes,
+                                      4).index_put(where, boxes)
+        dense_scores = scores.new_zeros(n, p,
+                                        num_classes).index_put(where, scores)
+        valid = torch.zeros_like(
+            dense_scores, dtype=torch.bool).index_put(where, scores
+                                                      > cfg.score_thr)
+        if cfg.nms.get('class_agnostic', False):  # one group per image
+            group, entry = nms_groups(
+                dense_boxes.reshape(n, p * num_classes, 4),
+                dense_scores.reshape(n, -1), valid.reshape(n, -1),
+                cfg.nms.iou_threshold)
+            image, label = group, entry % num_classes
+            roi = torch.div(entry, num_classes, rounding_mode='floor')
+        else:  # one group per image and class
+            group, entry = nms_groups(
+                dense_boxes.permute(0, 2, 1, 3).reshape(-1, p, 4),
+                dense_scores.permute(0, 2, 1).reshape(-1, p),
+                valid.permute(0, 2, 1).reshape(-1, p), cfg.nms.iou_threshold)
+            image = torch.div(group, num_classes, rounding_mode='floor')
+            label, roi = group % num_classes, entry
+        first = rank_in_image(image, n) < cfg.max_per_img
+        image, label, roi = image[first], label[first], roi[first]
+        return (dense_boxes[image, roi,
+                            label], dense_scores[image, roi,
+                                                 label], label, image)

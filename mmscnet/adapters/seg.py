@@ -4,11 +4,28 @@ import os.path as osp
 import numpy as np
 import torch
 
-from .base import Adapter, build_visualizer, random_images
+from .base import (Adapter, build_visualizer, check_config_for_runtime,
+                   random_images)
 
 
 class SegAdapter(Adapter):
     scope = 'mmseg'
+    runtime_task = 'segmentation'
+
+    def runtime_samples(self, samples, results):
+        from mmengine.structures import PixelData
+        for sample, r in zip(samples, results):
+            sample.seg_logits = PixelData(data=torch.from_numpy(r['logits']))
+            sample.pred_sem_seg = PixelData(
+                data=torch.from_numpy(r['sem_seg'])[None])
+        return samples
+
+    def sample_results(self, samples):
+        return [
+            dict(
+                logits=s.seg_logits.data.numpy(),
+                sem_seg=s.pred_sem_seg.data[0].numpy()) for s in samples
+        ]
 
     def show(self, cfg, hook, show_dir):
         hook.update(
@@ -23,6 +40,13 @@ class SegAdapter(Adapter):
     def export_module(self, model):
         from .seg_export import SegmentorExport
         return SegmentorExport(model)
+
+    def baked(self, cfg):
+        return dict(
+            super().baked(cfg), **{
+                'model.decode_head.threshold':
+                cfg.model.decode_head.get('threshold')
+            })
 
     def runtime_inferencer(self,
                            cfg,
@@ -71,7 +95,9 @@ class _SegInfer:
 def seg_prediction(label_map, classes):
     """The label map (saved as a PNG beside the JSON by apis/inference.py)
     and the share of the image each class covers."""
+    # mmseg's binary heads give a float map of 0 and 1.
     ids, counts = np.unique(label_map, return_counts=True)
+    ids = ids.astype(np.int64)
     names = [
         classes[i] if classes and i < len(classes) else int(i) for i in ids
     ]
@@ -95,6 +121,7 @@ class _SegRuntimeInfer:
         self.model = ExportedModel(graph_path, backend, threads,
                                    'segmentation')
         spec = self.model.spec
+        check_config_for_runtime(SegAdapter(), cfg, spec, graph_path)
         self.classes = spec.get('classes')
         self.visualizer = build_visualizer(cfg, VISUALIZERS, self.classes,
                                            spec.get('palette'))
@@ -102,12 +129,13 @@ class _SegRuntimeInfer:
         self.visualizer.alpha = 0.8  # MMSegInferencer's default opacity
 
     def __call__(self, paths):
-        import mmcv
         from mmengine.structures import PixelData
         from mmseg.structures import SegDataSample
+
+        from mmscnet.utils.image_file import read_image
         preds, vis = [], []
         for path in paths:  # mmseg batches only images of one size
-            img = mmcv.imread(path)
+            img = read_image(path)
             label_map = self.model([img])[0]['sem_seg']
             preds.append(seg_prediction(label_map, self.classes))
             sample = SegDataSample(

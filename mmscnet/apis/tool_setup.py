@@ -273,18 +273,69 @@ def apply_test_args(cfg,
     return cfg
 
 
-def build_runner(cfg):
+BACKENDS = ('pytorch', 'onnxruntime', 'openvino')
+
+
+def apply_backend_test_args(cfg,
+                            config_path,
+                            graph_path,
+                            backend,
+                            work_dir=None,
+                            out=None,
+                            show_dir=None):
+    """``tools/test.py CONFIG GRAPH --backend onnxruntime|openvino``: the
+    config's test loop and evaluator on the exported graph at
+    ``graph_path`` (tools/deployment/export.py). Returns the model the
+    Runner is to test (:class:`mmscnet.deploy.runtime_model.RuntimeModel`)
+    in place of the config's, which stays in the config as it is."""
+    if backend not in BACKENDS[1:]:
+        raise ValueError(
+            f'--backend must be one of {BACKENDS}, got {backend!r}')
+    if cfg.get('runner_type'):
+        raise ValueError(f'{config_path}: --backend runs mmengine\'s Runner; '
+                         f'the config asks for runner_type '
+                         f'{cfg.runner_type!r}')
+    if cfg.launcher != 'none':
+        raise ValueError('--backend runs in one process on the CPU: drop '
+                         f'--launcher {cfg.launcher}')
+    adapter = get_adapter(cfg.default_scope)
+    apply_test_args(cfg, config_path, graph_path, work_dir, out, show_dir)
+    cfg.load_from = None  # the graph carries the weights
+    from mmscnet.deploy.runtime_model import RuntimeModel
+    model = RuntimeModel(adapter, cfg, graph_path, backend)
+    record_rewrite(
+        cfg, 'model', f'{graph_path} in {backend}',
+        f'asked for by --backend {backend}: the test loop runs the exported '
+        "graph through the runtime's own preprocessing")
+    return model
+
+
+def build_runner(cfg, model=None):
+    """mmengine's Runner for ``cfg``; with ``model``, that module in place
+    of the one the config builds (the config itself is saved unchanged)."""
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
     from mmscnet.utils.dist_utils import setup_distributed
     setup_distributed(cfg)
+    if model is not None:
+
+        class _Runner(Runner):
+
+            def build_model(self, _):
+                return model
+
+        return _finish_runner(cfg, _Runner.from_cfg)
+    return _finish_runner(
+        cfg, Runner.from_cfg if 'runner_type' not in cfg else RUNNERS.build)
+
+
+def _finish_runner(cfg, make):
     if cfg.get('randomness', {}).get('deterministic'):
         # cuBLAS refuses deterministic mode without a fixed workspace.
         os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
     rewrites = pop_rewrites(cfg)  # never into the config the Runner saves
-    runner = Runner.from_cfg(
-        cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner = make(cfg)
     log_rewrites(rewrites, runner.logger)
     get_adapter(cfg.default_scope).prepare_model(runner.model)
     return runner

@@ -59,6 +59,8 @@ def export_graph(module, inputs, path, input_names, output_names,
     dimensions are then checked to be free, since a size read into a
     constant during tracing would freeze the graph to the export size."""
     import onnx
+
+    from .ops import ONNX_TRANSLATIONS
     module.eval()
     with torch.no_grad():
         program = torch.export.export(
@@ -75,6 +77,7 @@ def export_graph(module, inputs, path, input_names, output_names,
         output_names=output_names,
         dynamo=True,
         external_data=False,
+        custom_translation_table=ONNX_TRANSLATIONS,
         verbose=False)
     graph = onnx.load(path, load_external_data=False).graph
     for value, shapes in zip(graph.input, dynamic_shapes):

@@ -17,28 +17,14 @@ after it, in numpy and cv2:
 - segmentation: the logits cropped to the image, resized to the original
   size as ``torch.nn.functional.interpolate`` does, and the argmax.
 """
-import json
 import os.path as osp
 
 import numpy as np
 
+from .spec import read_spec, spec_path  # noqa: F401
+
 BACKENDS = ('onnxruntime', 'openvino')
 GRAPH_EXTS = {'.onnx': 'onnxruntime or openvino', '.xml': 'openvino'}
-
-
-def spec_path(graph_path):
-    """``model.json`` for ``model.onnx`` or ``model.xml``."""
-    return osp.splitext(graph_path)[0] + '.json'
-
-
-def read_spec(graph_path):
-    path = spec_path(graph_path)
-    if not osp.isfile(path):
-        raise FileNotFoundError(
-            f'{path} not found: it is written beside {graph_path} by '
-            'tools/deployment/export.py and says how to preprocess images')
-    with open(path) as f:
-        return json.load(f)
 
 
 def open_session(graph_path, backend, threads=None):
@@ -75,6 +61,50 @@ def open_session(graph_path, backend, threads=None):
         return [o.copy() for o in request.infer(feeds).to_tuple()]
 
     return run
+
+
+CHANNEL_ORDERS = ('bgr', 'rgb')
+
+
+def as_bgr(image, index=0, channel_order='bgr'):
+    """A user's image as the HxWx3 uint8 BGR array the preprocessing takes.
+
+    A path is read as mmcv's ``LoadImageFromFile`` reads files
+    (:func:`~mmscnet.utils.image_file.read_image`). Arrays are converted
+    as cv2 converts such files when it reads them in colour: grayscale
+    (HxW or HxWx1) replicated to three channels, the alpha channel of HxWx4
+    dropped. ``channel_order`` says what the array's channels are ('bgr',
+    as cv2 and mmcv read images, or 'rgb', as PIL does); anything else is
+    refused with what is accepted."""
+    import os
+    if channel_order not in CHANNEL_ORDERS:
+        raise ValueError(f'channel_order must be one of {CHANNEL_ORDERS}, '
+                         f'got {channel_order!r}')
+    if isinstance(image, (str, os.PathLike)):
+        from mmscnet.utils.image_file import read_image
+        return read_image(os.fspath(image))
+    what = f'image {index}'
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f'{what}: expected a file path or a numpy array '
+                        f'(HxWx3 uint8 BGR), got {type(image).__name__}')
+    if image.dtype != np.uint8:
+        raise ValueError(
+            f'{what} is {image.dtype}: the runtime takes uint8 arrays (0 to '
+            '255), as cv2 and mmcv read images')
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    elif not (image.ndim == 3 and image.shape[2] in (3, 4)):
+        raise ValueError(
+            f'{what} has shape {image.shape}: the runtime takes HxW or HxWx1 '
+            '(grayscale), HxWx3 (colour) or HxWx4 (colour and alpha)')
+    if min(image.shape[:2]) < 1:
+        raise ValueError(f'{what} is empty: shape {image.shape}')
+    image = image[:, :, :3]
+    if channel_order == 'rgb':
+        image = image[:, :, ::-1]
+    return np.ascontiguousarray(image)
 
 
 def rescale_size(w, h, scale):
@@ -214,22 +244,31 @@ def detections(outputs, metas, spec):
 
 def segmentation(outputs, shapes, metas, spec):
     """Graph logits (N, C, H, W) -> per image dict(logits at the original
-    size, sem_seg label map)."""
+    size, sem_seg label map), as mmseg's ``postprocess_result``: the argmax,
+    or for one channel the sigmoid (then returned as the logits) and
+    ``threshold``."""
     logits = outputs[0]
     results = []
     for i, ((h, w), _) in enumerate(metas):
         vh, vw = int(shapes[i][0]), int(shapes[i][1])
         x = resize_bilinear(logits[i, :, :vh, :vw], (h, w),
                             spec['align_corners'])
-        results.append(dict(logits=x, sem_seg=x.argmax(0)))
+        if x.shape[0] == 1:
+            x = 1 / (1 + np.exp(-x))
+            label_map = (x[0] > spec['threshold']).astype(np.int64)
+        else:
+            label_map = x.argmax(0)
+        results.append(dict(logits=x, sem_seg=label_map))
     return results
 
 
 class ExportedModel:
-    """An exported graph and its ``model.json``: ``model(images)`` takes BGR
-    uint8 arrays (as cv2 and mmcv read them) and returns one result dict per
-    image (:func:`detections`, :func:`segmentation`). ``task``: the one the
-    caller expects ('detection' or 'segmentation'), checked."""
+    """An exported graph and its ``model.json``: ``model(images)`` takes image
+    paths or uint8 arrays (BGR, as cv2 and mmcv read them, unless
+    ``channel_order='rgb'``; see :func:`as_bgr`) and returns one result dict
+    per image (:func:`detections`, :func:`segmentation`), in the original
+    image's pixels. ``task``: the one the caller expects ('detection' or
+    'segmentation'), checked."""
 
     def __init__(self,
                  graph_path,
@@ -247,7 +286,12 @@ class ExportedModel:
     def classes(self):
         return self.spec.get('classes')
 
-    def __call__(self, images):
+    def __call__(self, images, channel_order='bgr'):
+        if isinstance(images, np.ndarray) and images.ndim != 4:
+            images = [images]  # one image, not a batch of rows
+        images = [as_bgr(x, i, channel_order) for i, x in enumerate(images)]
+        if not images:
+            return []
         batch, shapes, metas = preprocess(images, self.spec)
         if self.spec['task'] == 'detection':
             outputs = self.run({'images': batch, 'img_shape': shapes})

@@ -34,8 +34,10 @@ def export(config, checkpoint, out, fresh=False, shape=EXPORT_SHAPE):
             ]
     res = run_tool(args, fresh=fresh)
     assert res.returncode == 0, res.stderr[-3000:]
-    # The tool's own check, at the export size and one other.
-    assert res.stdout.count('largest difference to PyTorch') == 4
+    # The tool's own check against predict: two batches of images, in each
+    # of the two runtimes.
+    assert res.stdout.count(' matched exactly') + res.stdout.count(
+        ' labels ') == 4, res.stdout
     return str(out)
 
 
@@ -330,7 +332,8 @@ def test_export_removes_a_graph_that_fails_its_check(tmp_path, monkeypatch):
     ]
     for path in written:
         assert f'wrote {path}' in res.stdout or f'and {path}' in res.stdout
-    assert ('the exported graph differs from PyTorch' in res.stderr
+    assert ('the exported graph differs from the library\'s predict'
+            in res.stderr
             and f'removed {", ".join(written)}' in res.stderr), res.stderr
     assert sorted(os.listdir(tmp_path)) == ['small-seg.py']
 
@@ -344,7 +347,7 @@ def test_export_refuses_what_it_cannot_export_right(tmp_path):
         ('configs/detection/cascade-rcnn_scnet50_fpn_1x_coco.py',
          'cannot export detector type CascadeRCNN'),
         ('configs/classification/scnet50_8xb32_in1k.py',
-         "default_scope 'mmpretrain'; this tool exports mmdet detectors and "
+         "default_scope 'mmpretrain'; export takes mmdet detectors and "
          'mmseg segmentors'),
     ):
         res = run_tool(['tools/deployment/export.py', config, '--out', out])
@@ -392,7 +395,8 @@ def test_runtime_errors_name_the_problem(tmp_path):
             r'written beside .*m\.onnx by tools/deployment/'
             r'export\.py'):
         ExportedModel(str(tmp_path / 'm.onnx'))
-    (tmp_path / 'seg.json').write_text(json.dumps(dict(task='segmentation')))
+    (tmp_path / 'seg.json').write_text(
+        json.dumps(dict(task='segmentation', format='mmscnet-deploy/1')))
     with pytest.raises(
             ValueError,
             match=r'seg\.onnx is an exported '

@@ -1,0 +1,197 @@
+"""tools/test.py CONFIG GRAPH --backend onnxruntime|openvino: the config's
+test loop and evaluator on an exported graph, against the same command on
+the PyTorch checkpoint.
+
+The toy detector is exported with the score threshold at 0 and 100
+detections per image (a config of its own, which export and test share),
+so that every detection of the graph counts in the comparison.
+Not in the compatibility job (torch's exporter of old releases differs).
+"""
+import json
+import os.path as osp
+import pickle
+import test as test_tool  # noqa: E402
+
+import pytest
+import torch
+from conftest import TOY_CONFIG, cfg_options_argv, data_options
+from test_export_models import BACKENDS, SEG_CONFIGS, export
+
+pytestmark = pytest.mark.downstream
+
+DET_METRICS = ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP',
+               'coco/segm_mAP_50')
+
+
+def data_only(opts):
+    """The toy set's paths and classes; the test pipeline stays the
+    config's, as the graph was exported with it."""
+    return {k: v for k, v in opts.items() if '.pipeline.' not in k}
+
+
+def graph_of(onnx_path, backend):
+    return onnx_path if backend == 'onnxruntime' else onnx_path.replace(
+        '.onnx', '.xml')
+
+
+@pytest.fixture(scope='module')
+def dense_toy_detector(toy_detector, tmp_path_factory):
+    """(config, checkpoint, toy root, exported .onnx)."""
+    root, ckpt = toy_detector
+    work = tmp_path_factory.mktemp('dense_toy_detector')
+    config = work / 'mask-rcnn_scnet50_fpn_toy-coco_all-scores.py'
+    config.write_text(f'_base_ = {TOY_CONFIG!r}\n'
+                      'model = dict(test_cfg=dict(rcnn=dict(score_thr=0.0, '
+                      'max_per_img=100)))\n')
+    graph = export(str(config), ckpt, work / 'det.onnx')
+    return str(config), ckpt, root, graph
+
+
+def pseudo_ground_truth(root, dumped, path, per_image=5):
+    """A COCO annotation file of the toy val images whose objects are the
+    ``per_image`` highest-scoring detections of PyTorch's ``dumped`` test
+    results (boxes, labels and RLE masks)."""
+    with open(f'{root}/annotations/instances_val.json') as f:
+        doc = json.load(f)
+    ids = {im['file_name']: im['id'] for im in doc['images']}
+    cat_ids = [c['id'] for c in doc['categories']]
+    anns = []
+    for res in dumped:
+        inst = res['pred_instances']
+        image_id = ids[osp.basename(res['img_path'])]
+        for i in inst['scores'].argsort(descending=True)[:per_image].tolist():
+            x1, y1, x2, y2 = inst['bboxes'][i].tolist()
+            rle = dict(inst['masks'][i])
+            rle['counts'] = rle['counts'].decode()
+            anns.append(
+                dict(
+                    id=len(anns) + 1,
+                    image_id=image_id,
+                    category_id=cat_ids[int(inst['labels'][i])],
+                    bbox=[x1, y1, x2 - x1, y2 - y1],
+                    area=(x2 - x1) * (y2 - y1),
+                    segmentation=rle,
+                    iscrowd=0))
+    doc['annotations'] = anns
+    with open(path, 'w') as f:
+        json.dump(doc, f)
+    return len(anns)
+
+
+def test_backend_gives_pytorch_detection_metrics(dense_toy_detector, tmp_path):
+    """COCO box and mask AP of the graph in each runtime against PyTorch's,
+    on the toy val images. A detector trained for seconds has an AP of 0 on
+    the toy set's own objects, so they are scored against PyTorch's five
+    best detections per image instead: AP well above 0 that each missing,
+    extra or reordered detection of the graph would change."""
+    config, ckpt, root, graph = dense_toy_detector
+    opts = data_only(data_options(TOY_CONFIG, root))
+    dumped = tmp_path / 'pytorch.pkl'
+    test_tool.main([
+        config, ckpt, '--work-dir',
+        str(tmp_path / 'pytorch0'), '--out',
+        str(dumped)
+    ] + cfg_options_argv(opts))
+    with open(dumped, 'rb') as f:
+        results = pickle.load(f)
+    assert len(results) == 4
+    ann = str(tmp_path / 'pseudo_val.json')
+    assert pseudo_ground_truth(root, results, ann) == 20
+    opts['test_dataloader.dataset.ann_file'] = ann
+    opts['test_evaluator.ann_file'] = ann
+    opts = cfg_options_argv(opts)
+    ref = test_tool.main(
+        [config, ckpt, '--work-dir',
+         str(tmp_path / 'pytorch')] + opts)
+    assert ref['coco/bbox_mAP'] > 0.3 and ref['coco/segm_mAP'] > 0.3, ref
+    for backend in BACKENDS:
+        out = tmp_path / f'{backend}.pkl'
+        got = test_tool.main([
+            config,
+            graph_of(graph, backend), '--backend', backend, '--work-dir',
+            str(tmp_path / backend), '--out',
+            str(out)
+        ] + opts)
+        for key in DET_METRICS:
+            assert abs(got[key] - ref[key]) <= 1e-3, (backend, key, got, ref)
+        # --out dumps the runtime's predictions as mmdet dumps its own.
+        with open(out, 'rb') as f:
+            dumped = pickle.load(f)
+        assert len(dumped) == 4
+        assert {'bboxes', 'scores', 'labels',
+                'masks'} <= set(dumped[0]['pred_instances'])
+
+
+def test_backend_refuses_a_config_other_than_the_exported_one(
+        dense_toy_detector, tmp_path):
+    config, _, root, graph = dense_toy_detector
+    opts = dict(
+        data_only(data_options(TOY_CONFIG, root)), **{
+            'model.test_cfg.rcnn.score_thr': 0.3,
+            'test_dataloader.dataset.pipeline.1.scale': (128, 128)
+        })
+    with pytest.raises(ValueError) as e:
+        test_tool.main([
+            config, graph, '--backend', 'onnxruntime', '--work-dir',
+            str(tmp_path)
+        ] + cfg_options_argv(opts))
+    msg = str(e.value)
+    assert ('differs from what' in msg and
+            'model.test_cfg.rcnn.score_thr: exported 0.0, config 0.3' in msg
+            and 'preprocess.scale: exported [160, 160], config '
+            '[128, 128]' in msg), msg
+
+
+def test_backend_refuses_what_changes_the_pytorch_model(
+        dense_toy_detector, tmp_path):
+    config, _, root, graph = dense_toy_detector
+    for flag in ('--tta', '--deploy'):
+        with pytest.raises(SystemExit):
+            test_tool.main([config, graph, '--backend', 'openvino', flag])
+    with pytest.raises(
+            ValueError, match='is OpenVINO IR: use --backend '
+            'openvino'):
+        test_tool.main([
+            config,
+            graph_of(graph, 'openvino'), '--backend', 'onnxruntime',
+            '--work-dir',
+            str(tmp_path)
+        ] + cfg_options_argv(data_only(data_options(TOY_CONFIG, root))))
+
+
+def test_backend_gives_pytorch_segmentation_metrics(tmp_path):
+    """A random-weight DeepLabV3 SCNet-50 on the toy segmentation set: mIoU
+    and accuracy of the graph in each runtime against PyTorch's."""
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, init_default_scope
+
+    from mmscnet.testing.toy_data import generate_toy_segmentation
+    root = tmp_path / 'toy_seg'
+    generate_toy_segmentation(
+        str(root), num_train=0, num_val=3, image_size=(96, 128))
+    config = SEG_CONFIGS['deeplabv3']
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(config).model)
+    model.init_weights()
+    ckpt = str(tmp_path / 'seg.pth')
+    torch.save(dict(state_dict=model.state_dict()), ckpt)
+    graph = export(config, ckpt, tmp_path / 'seg.onnx', shape=('64', '96'))
+    opts = cfg_options_argv({
+        'test_dataloader.dataset.data_root': str(root) + '/',
+        'test_dataloader.num_workers': 0,
+        'test_dataloader.persistent_workers': False
+    })
+    ref = test_tool.main(
+        [config, ckpt, '--work-dir',
+         str(tmp_path / 'pytorch')] + opts)
+    assert 0 < ref['mIoU'] < 100, ref
+    for backend in BACKENDS:
+        got = test_tool.main([
+            config,
+            graph_of(graph, backend), '--backend', backend, '--work-dir',
+            str(tmp_path / backend)
+        ] + opts)
+        for key in ('aAcc', 'mIoU', 'mAcc'):
+            # mmseg's metrics are percentages: 0.001 on the 0-1 scale.
+            assert abs(got[key] - ref[key]) <= 0.1, (backend, key, got, ref)

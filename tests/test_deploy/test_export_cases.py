@@ -401,3 +401,36 @@ def test_runtime_takes_what_cv2_reads_and_names_what_it_cannot(
     ])
     assert res.returncode != 0 and 'corrupt.jpg' in res.stderr and (
         'truncated JPEG' in res.stderr), res.stderr[-2000:]
+
+
+def test_export_check_fails_a_rewrite_that_agrees_with_itself(
+        toy_detector, tmp_path, monkeypatch):
+    """A rewrite that is wrong in PyTorch and in the graph alike (boxes
+    shifted by 4 px in the export forward) agrees with itself, so only a
+    check against mmdet's predict finds it: export.py fails with the
+    numbers and removes what it wrote. The same export unshifted passes, on
+    the toy val images given by --check-images."""
+    from mmscnet.adapters.det_export import DetectorExport
+    root, ckpt = toy_detector
+    forward = DetectorExport.forward
+
+    def shifted(self, images, img_shape):
+        boxes, *rest = forward(self, images, img_shape)
+        return (boxes + 4, *rest)
+
+    args = [
+        'tools/deployment/export.py', TOY_CONFIG, ckpt, '--out',
+        str(tmp_path / 'det.onnx'), '--check-images',
+        osp.join(root, 'val')
+    ]
+    res = run_tool(args)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert f'images of {osp.join(root, "val")}' in res.stdout
+    assert ' 0 near-ties' in res.stdout, res.stdout
+    monkeypatch.setattr(DetectorExport, 'forward', shifted)
+    res = run_tool(args + ['--overwrite'])
+    assert res.returncode != 0
+    assert ("the exported graph differs from the library's predict"
+            in res.stderr and 'has no match and is no near-tie'
+            in res.stderr), res.stderr[-3000:]
+    assert sorted(os.listdir(tmp_path)) == []

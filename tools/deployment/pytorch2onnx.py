@@ -40,7 +40,8 @@ def build(args):
             raise ValueError(
                 f'{args.config}: only mmpretrain classifiers export whole '
                 f'(default_scope {cfg.default_scope!r}); export the backbone '
-                'with --type, or use mmdeploy for detectors and segmentors')
+                'with --type; whole detectors and segmentors export with '
+                'tools/deployment/export.py')
         init_default_scope('mmpretrain')
         cfg.model.backbone.pop('init_cfg', None)
         model = importlib.import_module('mmpretrain.registry').MODELS.build(

@@ -15,8 +15,7 @@ class PoseAdapter(Adapter):
     scope = 'mmpose'
 
     def show(self, cfg, hook, show_dir):
-        # One PNG per image with all its persons, ground truth beside
-        # prediction.
+        # One PNG per image with all its persons, truth beside prediction.
         swap_types(
             cfg, hook,
             ('PoseVisualizationHook', 'mmpose.PoseVisualizationHook'),

@@ -163,8 +163,7 @@ def rename_released_classifier(module, state_dict, prefix, *args):
     pass untouched."""
     if prefix or not is_released_layout(state_dict):
         return
-    # Where the classifier sits in ``module``: '' or e.g. 'module.' in a TTA
-    # model.
+    # Where the classifier sits in ``module``: '' or 'module.' in a TTA one.
     inner = next(k[:k.index('backbone.')] for k in module.state_dict()
                  if 'backbone.layer1.0.' in k)
     renamed = {

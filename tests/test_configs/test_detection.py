@@ -66,8 +66,8 @@ def test_every_config_builds_its_model():
 def test_detection_config_trains_one_iteration_and_validates(
         config, toy, tmp_path):
     opts = data_options(config, toy)
-    # Two training images at batch size 2: one iteration; then one validation
-    # pass.
+    # Two training images at batch size 2 (one iteration), then one
+    # validation pass.
     key, _ = dataset_keys(Config.fromfile(config), 'train_dataloader')
     cfg_path_opts = dict(
         opts, **{

@@ -287,8 +287,7 @@ def test_mmpose_topdown_checkpoint_converts_and_matches(mmpose_checkpoint):
     with DefaultScope.overwrite_default_scope('mmpose'):
         ours = MODELS.build(cfg.model).eval()
     state = load_from_local(str(dst))['state_dict']
-    # Every backbone and head tensor is placed: a strict load leaves nothing
-    # out.
+    # Every backbone and head tensor is placed: a strict load misses none.
     ours.load_state_dict(state, strict=True)
     assert len(state) == len(theirs.state_dict())
     x = torch.randn(2, 3, 256, 192)

@@ -26,8 +26,7 @@ def test_erf_is_normalised_and_ranks_known_receptive_fields():
     for erf in (plain, dilated):
         assert erf.shape == (33, 33) and (erf >= 0).all()
         assert erf.sum().item() == pytest.approx(1.0)
-    # Three 3x3 convs see 3 pixels each way; with dilation 2, 6: nothing
-    # beyond.
+    # Three 3x3 convs see 3 pixels each way (6 with dilation 2), no further.
     assert mass_radius(plain, 1.0) == 3 and mass_radius(dilated, 1.0) == 6
     assert mass_radius(dilated, 0.9) > mass_radius(plain, 0.9)
     assert mass_radius(dilated, 0.5) >= mass_radius(plain, 0.5)

@@ -140,8 +140,7 @@ class CPUAmpOptimWrapper(OptimWrapper):
         self.cast_dtype = torch.bfloat16
         fp32_mmcv_ops_under_cpu_autocast()
         if not cpu_has_native_bf16():
-            # Into the run's log: the Runner builds the wrapper after its
-            # logger.
+            # Into the run's log: the Runner builds its logger first.
             print_log(
                 'CPUAmpOptimWrapper: this CPU has no native bf16 (neither '
                 'avx512_bf16 nor amx_bf16 in /proc/cpuinfo); bf16 is '

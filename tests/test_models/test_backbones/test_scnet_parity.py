@@ -22,8 +22,8 @@ VARIANTS = {
     'scnet50_v1d': (dict(layers=(3, 4, 6, 3), v1d=True,
                          stem_width=32), SCNetV1d, dict(depth=50)),
 }
-# The released code needs every calibrated map >= r (4): the last stage at >=
-# 4x4.
+# The released code needs every calibrated map >= r (4), the last stage's
+# too: at least 4x4.
 INPUTS = {'square': (2, 3, 128, 128), 'non_square': (1, 3, 160, 224)}
 
 

@@ -21,8 +21,11 @@ demo-pose: setup
 demo-cls: setup
 	PY=$(PY) ./tools/demo.sh cls
 
+# Two pytest-xdist workers share the cores (tests/README.md, "Both cores"):
+# whole test files go to one worker, so a module's fixtures are made once.
+TEST_WORKERS ?= 2
 test: setup
-	$(PY) -m pytest tests -q -rs --durations=30
+	$(PY) -m pytest tests -q -rs --durations=30 -n $(TEST_WORKERS) --dist loadfile
 
 # The unit tier, for the edit loop (tests/README.md, "Tiers").
 test-quick: setup

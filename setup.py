@@ -38,7 +38,7 @@ extras = {
                'torchvision'],
     # The linters as mmdet pins them in spirit (setup.cfg; `make lint`).
     # docker: its SDK's own .dockerignore matching, for tests/test_docker.py.
-    'tests': ['pytest>=7', 'flake8==7.1.1', 'isort==5.13.2', 'yapf==0.40.2',
+    'tests': ['pytest>=7', 'pytest-xdist>=3', 'flake8==7.1.1', 'isort==5.13.2', 'yapf==0.40.2',
               'docker>=7'],
 }
 extras['all'] = sorted({r for k in ('detection', 'segmentation', 'classification', 'pose', 'deploy')

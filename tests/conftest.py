@@ -1,3 +1,5 @@
+import fcntl
+import json
 import logging
 import os
 import re
@@ -19,8 +21,30 @@ sys.path.insert(0, str(REPO / 'tools' / 'deployment'))  # pytorch2onnx.py
 TOY_CONFIG = str(REPO /
                  'configs/detection/toy/mask-rcnn_scnet50_fpn_toy-coco.py')
 
+# Set on a pytest-xdist worker (pytest_configure): its count of workers.
+# Read from xdist's own config rather than the environment, which the
+# processes that tests start (kernel cells running pytest) inherit.
+XDIST_WORKERS = None
+
+
+def worker_threads(workers):
+    """Threads for one of ``workers`` pytest-xdist workers: the CPUs this
+    process may use, shared out among them, so that two workers of
+    compute-bound tests do not oversubscribe the cores."""
+    return max(1, len(os.sched_getaffinity(0)) // int(workers))
+
 
 def pytest_configure(config):
+    global XDIST_WORKERS
+    worker = getattr(config, 'workerinput', None)
+    if worker is not None:
+        XDIST_WORKERS = int(worker['workercount'])
+        threads = worker_threads(XDIST_WORKERS)
+        # The worker's own kernels, and the tools and fresh interpreters its
+        # tests start (they inherit the environment).
+        torch.set_num_threads(threads)
+        for var in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
+            os.environ[var] = str(threads)
     config.addinivalue_line(
         'markers',
         'downstream: needs a downstream library (mmdet, mmpretrain, ...); the '
@@ -46,6 +70,14 @@ QUICK_MODULES = {
     'test_registry.py', 'test_layout.py', 'test_metafile.py',
     'test_plot_logs.py', 'test_docker.py'
 }
+
+
+def pytest_report_header(config):
+    workers = config.getoption('numprocesses', None)
+    if workers:
+        return (f'xdist: {workers} workers, each with '
+                f'{worker_threads(workers)} threads (OMP_NUM_THREADS, '
+                'torch.set_num_threads)')
 
 
 def pytest_collection_modifyitems(config, items):
@@ -80,10 +112,35 @@ def toy_detector(tmp_path_factory):
     checkpoint as the tool writes it (message hub, optimizer, dataset meta).
     Trained once for every test that only needs some trained detector."""
     from mmscnet.testing.toy_data import generate_toy_coco
-    root = str(tmp_path_factory.mktemp('toy_detector_coco'))
-    generate_toy_coco(root, num_train=8, num_val=4, image_size=(128, 128))
-    return root, train_toy_detector(
-        root, tmp_path_factory.mktemp('toy_detector_work'), epochs=2)
+
+    def make(folder):
+        root = str(folder / 'coco')
+        generate_toy_coco(root, num_train=8, num_val=4, image_size=(128, 128))
+        return root, train_toy_detector(root, folder / 'work', epochs=2)
+
+    return tuple(once_per_run(tmp_path_factory, 'toy_detector', make))
+
+
+def once_per_run(tmp_path_factory, name, make):
+    """``make(folder)`` (its result JSON-serialisable) run once per pytest run
+    for a session fixture: under pytest-xdist each worker is a session of
+    its own, so the first worker to ask makes it under a lock in the run's
+    shared temporary folder and the others take its result."""
+    if XDIST_WORKERS is None:
+        return make(tmp_path_factory.mktemp(name))
+    folder = tmp_path_factory.getbasetemp().parent / name
+    with open(f'{folder}.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = folder / 'result.json'
+        if done.exists():
+            return json.loads(done.read_text())
+        if folder.exists():  # a worker that failed to make it
+            import shutil
+            shutil.rmtree(folder)
+        folder.mkdir()
+        result = make(folder)
+        done.write_text(json.dumps(result))
+        return result
 
 
 # A depth-101 config that equals its SCNet-50 twin except in these keys (the

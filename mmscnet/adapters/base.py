@@ -130,7 +130,7 @@ def check_config_for_runtime(adapter, cfg, spec, graph_path):
     """Raise a ValueError unless ``cfg`` is the config the graph at
     ``graph_path`` (runtime spec ``spec``) was exported with, in everything
     the graph and the runtime fixed."""
-    from mmscnet.deploy.spec import check_config
+    from mmscnet.deploy.runtime.spec import check_config
     check_config(spec, graph_path, cfg.filename, adapter.baked(cfg),
                  export_preprocess(cfg, spec['preprocess']['min_size']))
 

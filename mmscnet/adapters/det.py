@@ -85,7 +85,7 @@ class DetAdapter(Adapter):
         return _DetInfer(cfg, checkpoint, device, score_thr)
 
     def export_module(self, model):
-        from .det_export import DetectorExport
+        from mmscnet.deploy.graph.detector import DetectorExport
         return DetectorExport(model)
 
     def runtime_inferencer(self,

@@ -38,7 +38,7 @@ class SegAdapter(Adapter):
         return _SegInfer(cfg, checkpoint, device)
 
     def export_module(self, model):
-        from .seg_export import SegmentorExport
+        from mmscnet.deploy.graph.segmentor import SegmentorExport
         return SegmentorExport(model)
 
     def baked(self, cfg):

@@ -280,7 +280,7 @@ def exported_cases(scope, model, data, workdir, threads=None, openvino=True):
     import numpy as np
 
     from mmscnet.adapters import get_adapter
-    from mmscnet.deploy.onnx import export_graph
+    from mmscnet.deploy.graph.onnx import export_graph
     from mmscnet.deploy.runtime import open_session
     module = get_adapter(scope).export_module(model)
     h, w = data['inputs'].shape[2:]
@@ -294,6 +294,6 @@ def exported_cases(scope, model, data, workdir, threads=None, openvino=True):
     cases = {}
     for backend in ('onnxruntime',
                     'openvino') if openvino else ('onnxruntime', ):
-        run = open_session(path, backend, threads)
+        run = open_session(path, backend, 'fp32', threads)
         cases[f'{backend} fp32'] = lambda run=run: run(feeds)
     return cases

@@ -4,7 +4,7 @@ library-level form of ``tools/deployment/export.py``.
 The check runs the written graph in each runtime through the runtime's own
 pre- and post-processing (:class:`~mmscnet.deploy.runtime.ExportedModel`)
 and compares what comes out with the library's own ``predict`` on the same
-image files (:mod:`mmscnet.deploy.parity`), at two input sizes. A graph
+image files (:mod:`mmscnet.deploy.runtime.parity`), at two input sizes. A graph
 that fails is removed with every file written beside it.
 """
 import os
@@ -125,9 +125,10 @@ def check_batches(cfg, check_images, shape, work, log=print):
 
 
 def parity_report(adapter, model, cfg, spec, runtime, paths):
-    """The parity report (:mod:`mmscnet.deploy.parity`) of ``runtime`` (an
-    ExportedModel) against the library's predict on ``paths``."""
-    from . import parity
+    """The parity report (:mod:`mmscnet.deploy.runtime.parity`) of
+    ``runtime`` (an ExportedModel) against the library's predict on
+    ``paths``."""
+    from .runtime import parity
     ref = adapter.predict_files(model, cfg, paths)
     got = runtime(paths)
     if spec['task'] == 'detection':
@@ -152,10 +153,9 @@ def export(config,
     fails its check."""
     from mmscnet.adapters.base import export_preprocess
     from mmscnet.apis.tool_setup import load_config
-    from . import parity
-    from .onnx import export_graph
-    from .runtime import ExportedModel
-    from .spec import plain, write_spec
+    from .graph.onnx import export_graph
+    from .runtime import ExportedModel, parity
+    from .runtime.spec import plain, write_spec
     log = log or (lambda msg: print(msg, file=sys.stderr))
     if not str(out).endswith('.onnx'):
         raise ValueError(f'out must end in .onnx, got {out!r}')
@@ -198,7 +198,7 @@ def export(config,
           f'{outs[1]}')
     graphs = {'onnxruntime': out}
     if openvino:
-        from .openvino import convert_to_openvino
+        from .graph.openvino import convert_to_openvino
         convert_to_openvino(out, outs[2])
         graphs['openvino'] = outs[2]
         print(f'wrote {outs[2]} and {outs[3]}: OpenVINO IR, fp32 weights')

@@ -3,10 +3,10 @@ that the config's own test loop, evaluator, dumps and painting hooks run
 on it: ``tools/test.py CONFIG F.onnx --backend onnxruntime``.
 
 Each test batch's images are read again from their files and go through
-the runtime's own preprocessing (:mod:`.runtime`), not the test pipeline's
-tensors: what is evaluated is what a deployment computes. The library's
-adapter puts the runtime's results into the batch's data samples as its
-``predict`` would (``pred_instances``, ``pred_sem_seg``)."""
+the runtime's own preprocessing (:mod:`.runtime.model`), not the test
+pipeline's tensors: what is evaluated is what a deployment computes. The
+library's adapter puts the runtime's results into the batch's data samples
+as its ``predict`` would (``pred_instances``, ``pred_sem_seg``)."""
 from mmengine.model import BaseModel
 
 

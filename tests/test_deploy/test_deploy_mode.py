@@ -241,14 +241,16 @@ def test_onnx_and_openvino_backbone_and_classifier_match_pytorch(tmp_path):
     # Sizes far from the export's: the calibration windows are not frozen at
     # the export size (there stage 4 was 4x3, here 7x5, and 2x2 and 1x2,
     # both < r).
-    from mmscnet.deploy.onnx import onnxruntime_runner, runtime_max_rel_diff
-    from mmscnet.deploy.openvino import openvino_runner
-    runs = (onnxruntime_runner(str(tmp_path / 'scnet50.onnx')),
-            openvino_runner(str(tmp_path / 'scnet50.xml')))
+    from mmscnet.deploy.runtime import open_session
+    from mmscnet.deploy.runtime.parity import max_rel_diff
+    runs = (open_session(str(tmp_path / 'scnet50.onnx'), 'onnxruntime'),
+            open_session(str(tmp_path / 'scnet50.xml'), 'openvino'))
     for shape in ((1, 3, 224, 160), (2, 3, 64, 64), (1, 3, 32, 48)):
+        x = torch.randn(shape)
+        with torch.no_grad():
+            ref = [r.numpy() for r in model(x)]
         for run in runs:
-            assert runtime_max_rel_diff(model, run,
-                                        torch.randn(shape)) < 1e-4, shape
+            assert max_rel_diff(ref, run({'input': x.numpy()})) < 1e-4, shape
     res = pytorch2onnx.main([
         '--config', CLS_CONFIG, '--out',
         str(tmp_path / 'cls.onnx'), '--shape', '96', '96', '--batch-size', '2',
@@ -273,18 +275,31 @@ def test_onnx_and_openvino_backbone_and_classifier_match_pytorch(tmp_path):
              str(tmp_path / 'det.onnx')])
 
 
-def test_openvino_runner_errors(tmp_path):
-    from mmscnet.deploy.openvino import (convert_to_openvino,
-                                         openvino_has_native_bf16,
-                                         openvino_runner)
+def test_session_opener_errors(tmp_path):
+    from mmscnet.deploy.graph.openvino import convert_to_openvino
+    from mmscnet.deploy.runtime import open_session
+    from mmscnet.deploy.runtime.parity import max_rel_diff
+    from mmscnet.deploy.runtime.session import openvino_has_native_bf16
     with pytest.raises(
-            ValueError, match=r"precision must be one of \('fp32', 'bf16'\)"):
-        openvino_runner(str(tmp_path / 'x.xml'), 'fp16')
-    with pytest.raises(FileNotFoundError, match='OpenVINO model not found'):
-        openvino_runner(str(tmp_path / 'missing.xml'))
+            ValueError,
+            match=r"precision for openvino must be one of \('fp32', 'bf16'\)"):
+        open_session(str(tmp_path / 'x.xml'), 'openvino', 'fp16')
+    with pytest.raises(
+            ValueError,
+            match=r"precision for onnxruntime must be one of "
+            r"\('fp32',\)"):
+        open_session(str(tmp_path / 'x.onnx'), 'onnxruntime', 'bf16')
+    with pytest.raises(FileNotFoundError, match='exported model not found'):
+        open_session(str(tmp_path / 'missing.xml'), 'openvino')
     if not openvino_has_native_bf16():
         with pytest.raises(ValueError, match='OpenVINO bf16 needs a CPU'):
-            openvino_runner(str(tmp_path / 'x.xml'), 'bf16')
+            open_session(str(tmp_path / 'x.xml'), 'openvino', 'bf16')
+    with pytest.raises(
+            ValueError, match='the runtime gave 1 outputs, the '
+            'library 2'):
+        max_rel_diff([np.zeros(2), np.zeros(2)], [np.zeros(2)])
+    with pytest.raises(ValueError, match='output shapes differ'):
+        max_rel_diff([np.zeros(2)], [np.zeros(3)])
     with pytest.raises(ValueError, match='ends in .xml'):
         convert_to_openvino(str(tmp_path / 'x.onnx'), str(tmp_path / 'x.ir'))
 
@@ -337,13 +352,28 @@ def test_benchmark_smoke(tmp_path, capsys):
     assert np.isfinite(list(out['ratios'].values())).all()
 
 
-def test_benchmark_detector_row(capsys):
+def test_benchmark_detector_row(capsys, monkeypatch):
     """--export: the whole detector exported as tools/deployment/export.py
     exports it, SCNet and its ResNet twin, each runtime against PyTorch's
-    predict and against the other backbone's graph, in one run."""
+    predict and against the other backbone's graph, in one run. Every
+    median, ratio and speed-up it prints comes from the times it measured
+    (recorded here as the timer returns them)."""
+    import re
+    import statistics
+
     import benchmark
+
+    from mmscnet.analysis import benchmark as bm
+    measured = {}
+    timer = bm.timed_rounds
+
+    def recorded(*args, **kwargs):
+        measured.update(timer(*args, **kwargs))
+        return measured
+
+    monkeypatch.setattr(bm, 'timed_rounds', recorded)
     out = benchmark.main([
-        '--config', TOY_CONFIG, '--shape', '128', '160', '--repeat', '1',
+        '--config', TOY_CONFIG, '--shape', '128', '160', '--repeat', '3',
         '--warmup', '0', '--precisions', 'fp32', '--no-train', '--export'
     ])
     for rt in ('onnxruntime fp32', 'openvino fp32'):
@@ -351,8 +381,22 @@ def test_benchmark_detector_row(capsys):
             assert f'{rt} {label}' in out['stats']
         assert f'{rt} SCNet / inference fp32 SCNet' in out['ratios']
         assert f'{rt} SCNet / {rt} ResNet' in out['ratios']
-    assert np.isfinite(list(out['ratios'].values())).all()
     printed = capsys.readouterr().out
     assert 'openvino fp32 SCNet / openvino fp32 ResNet: ' in printed
+    median = {k: statistics.median(v) for k, v in measured.items()}
+    assert set(median) == set(out['stats']) and all(
+        len(v) == 3 for v in measured.values())
+    for name, m in median.items():
+        row = re.search(rf'^{re.escape(name)} +([\d.]+) ', printed, re.M)
+        assert row and row[1] == f'{m * 1e3:.1f}', (name, m, printed)
+    lines = re.findall(
+        r'^  (.+?) / (.+?): ([\d.]+)x(?:  \(speed-up '
+        r'([\d.]+)x\))?$', printed, re.M)
+    assert len(lines) == len(out['ratios']) == 5, printed
+    for a, b, ratio, speedup in lines:
+        r = median[a] / median[b]
+        assert out['ratios'][f'{a} / {b}'] == r
+        assert ratio == f'{r:.2f}', (a, b, ratio, r)
+        assert speedup == (f'{1 / r:.2f}' if r < 1 else ''), (a, b, speedup)
     with pytest.raises(SystemExit):  # a whole exported model needs a config
         benchmark.main(['--export'])

@@ -34,7 +34,7 @@ def _classifier():
     from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
 
-    from mmscnet.deploy.onnx import ClassifierLogits
+    from mmscnet.deploy.graph.onnx import ClassifierLogits
     torch.manual_seed(0)
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         model = MODELS.build(

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 from conftest import TOY_CONFIG, run_tool
-from test_export_models import (BACKENDS, SEG_CONFIGS, assert_detections_match,
-                                export, infer)
+from test_export_models import (BACKENDS, SEG_CONFIGS, assert_all_exact,
+                                export, infer, predict_against_graph)
 
 pytestmark = pytest.mark.downstream
 
@@ -40,11 +40,6 @@ def test_class_agnostic_heads_and_nms_computed_as_mmdet(tmp_path):
     R-CNN), whose classifier is scaled to make up to 100 detections per
     image: exported, then against mmdet's predict on batches of images of
     two other sizes."""
-    from mmdet.testing import demo_mm_inputs
-
-    from mmscnet.adapters.det_export import DetectorExport
-    from mmscnet.deploy.onnx import export_graph
-    from mmscnet.deploy.runtime import detections, open_session
     model = build(
         TOY_CONFIG, 'mmdet', **{
             'model.roi_head.mask_head.class_agnostic': True,
@@ -56,39 +51,12 @@ def test_class_agnostic_heads_and_nms_computed_as_mmdet(tmp_path):
     with torch.no_grad():
         model.roi_head.bbox_head.fc_cls.weight.mul_(50)
     assert model.roi_head.mask_head.conv_logits.out_channels == 1
-    module = DetectorExport(model)
-    path = str(tmp_path / 'agnostic.onnx')
-    export_graph(module, module.example(2, 192, 256), path, module.input_names,
-                 module.output_names, module.dynamic_shapes())
-    spec = module.spec()
-    runs = {b: open_session(path, b) for b in BACKENDS}
-    for sizes in ([(160, 224), (128, 96)], [(224, 160)]):
-        packed = demo_mm_inputs(
-            len(sizes), [(3, h, w) for h, w in sizes],
-            num_classes=3,
-            with_mask=True)
-        data = model.data_preprocessor(packed, False)
-        with torch.no_grad():
-            ref = model.predict(data['inputs'], data['data_samples'])
-        metas = [(s.ori_shape, tuple(s.scale_factor))
-                 for s in data['data_samples']]
-        feeds = dict(
-            images=data['inputs'].numpy(),
-            img_shape=np.array([s.img_shape for s in data['data_samples']],
-                               np.float32))
-        for backend, run in runs.items():
-            got = detections(run(feeds), metas, spec)
-            for r, g in zip(ref, got):
-                p = r.pred_instances
-                assert len(g['scores']) == len(p) >= 20, (len(g['scores']),
-                                                          len(p))
-                r_masks = p.masks.numpy()
-                assert_detections_match(
-                    dict(
-                        labels=p.labels.tolist(),
-                        scores=p.scores.tolist(),
-                        bboxes=p.bboxes.tolist()), g, lambda i, j:
-                    (r_masks[i], g['masks'][j]))
+    reports, counts = predict_against_graph(model,
+                                            str(tmp_path / 'agnostic.onnx'),
+                                            [[(160, 224),
+                                              (128, 96)], [(224, 160)]])
+    assert min(counts) >= 20, counts
+    assert_all_exact(reports)
 
 
 def test_grouped_nms_does_not_depend_on_the_other_groups(tmp_path):
@@ -98,8 +66,8 @@ def test_grouped_nms_does_not_depend_on_the_other_groups(tmp_path):
     within 1e-6 of the threshold, at coordinates up to 1333 px, where an
     offset of 850,000 (8 images of 80 classes) would round them by 0.06 px.
     """
-    from mmscnet.deploy.onnx import export_graph
-    from mmscnet.deploy.ops import grouped_nms
+    from mmscnet.deploy.graph.onnx import export_graph
+    from mmscnet.deploy.graph.ops import grouped_nms
     from mmscnet.deploy.runtime import open_session
 
     class NMS(torch.nn.Module):
@@ -319,7 +287,7 @@ def test_segmentor_heads_computed_as_mmseg(head, seg_images, tmp_path):
 
 
 def test_segmentor_head_whose_predict_differs_is_refused():
-    from mmscnet.adapters.seg_export import SegmentorExport
+    from mmscnet.deploy.graph.segmentor import SegmentorExport
     model = build(_maskformer_config(), 'mmseg')
     with pytest.raises(
             ValueError,
@@ -410,7 +378,7 @@ def test_export_check_fails_a_rewrite_that_agrees_with_itself(
     check against mmdet's predict finds it: export.py fails with the
     numbers and removes what it wrote. The same export unshifted passes, on
     the toy val images given by --check-images."""
-    from mmscnet.adapters.det_export import DetectorExport
+    from mmscnet.deploy.graph.detector import DetectorExport
     root, ckpt = toy_detector
     forward = DetectorExport.forward
 

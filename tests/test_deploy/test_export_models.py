@@ -20,6 +20,8 @@ import pytest
 import torch
 from conftest import REPO, TOY_CONFIG, run_tool
 
+from mmscnet.deploy.runtime.parity import box_iou, mask_iou
+
 pytestmark = pytest.mark.downstream
 
 BACKENDS = ('onnxruntime', 'openvino')
@@ -64,21 +66,6 @@ def infer(images, config, weights, out_dir, backend):
     return json.loads((out_dir / 'predictions.json').read_text())
 
 
-def box_iou(box, boxes):
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    lt = np.maximum(box[:2], boxes[:, :2])
-    rb = np.minimum(box[2:], boxes[:, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=1)
-    area = np.prod(box[2:] - box[:2])
-    areas = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
-    return inter / np.maximum(area + areas - inter, 1e-12)
-
-
-def mask_iou(a, b):
-    union = np.logical_or(a, b).sum()
-    return np.logical_and(a, b).sum() / union if union else 1.0
-
-
 def assert_detections_match(ref, got, masks_of=None):
     """Every PyTorch detection with score >= MIN_SCORE has a counterpart in
     ``got``: same label, IoU >= 0.99, score within 1e-4, mask IoU >= 0.99.
@@ -98,6 +85,60 @@ def assert_detections_match(ref, got, masks_of=None):
         if masks_of is not None:
             assert mask_iou(*masks_of(i, j)) >= 0.99, i
     return len(keep)
+
+
+def predict_against_graph(model, path, batches):
+    """``model`` (an mmdet detector, eval mode) exported through its export
+    forward to ``path`` at 2x192x256, then run on each batch of (h, w)
+    image sizes (mmdet's demo inputs) in both runtimes, through the
+    runtime's post-processing, and matched one to one with the model's own
+    predict (:mod:`mmscnet.deploy.runtime.parity`). Returns the reports by
+    (backend, batch index) and PyTorch's detection counts per image."""
+    from mmdet.testing import demo_mm_inputs
+
+    from mmscnet.deploy.graph.detector import DetectorExport
+    from mmscnet.deploy.graph.onnx import export_graph
+    from mmscnet.deploy.runtime import detections, open_session
+    from mmscnet.deploy.runtime.parity import detection_parity
+    module = DetectorExport(model)
+    export_graph(module, module.example(2, 192, 256), path, module.input_names,
+                 module.output_names, module.dynamic_shapes())
+    spec = module.spec()
+    runs = {b: open_session(path, b) for b in BACKENDS}
+    reports, counts = {}, []
+    for k, sizes in enumerate(batches):
+        packed = demo_mm_inputs(
+            len(sizes), [(3, h, w) for h, w in sizes],
+            num_classes=3,
+            with_mask=True)
+        data = model.data_preprocessor(packed, False)
+        with torch.no_grad():
+            ref = [
+                dict(
+                    labels=p.labels.numpy(),
+                    scores=p.scores.numpy(),
+                    bboxes=p.bboxes.numpy(),
+                    masks=p.masks.numpy())
+                for p in (r.pred_instances for r in model.predict(
+                    data['inputs'], data['data_samples']))
+            ]
+        counts += [len(r['scores']) for r in ref]
+        metas = [(s.ori_shape, tuple(s.scale_factor))
+                 for s in data['data_samples']]
+        feeds = dict(
+            images=data['inputs'].numpy(),
+            img_shape=np.array([s.img_shape for s in data['data_samples']],
+                               np.float32))
+        for backend, run in runs.items():
+            reports[(backend, k)] = detection_parity(
+                ref, detections(run(feeds), metas, spec), spec['max_per_img'])
+    return reports, counts
+
+
+def assert_all_exact(reports):
+    """Toy models have no near-ties: every detection matched exactly."""
+    for key, r in reports.items():
+        assert not r['problems'] and r['exact'] == r['count'], (key, r)
 
 
 def rle_masks(doc_ref, doc_got):
@@ -167,13 +208,8 @@ def test_dense_random_detector_batch_of_two_sizes(tmp_path):
     """A random-weight Mask R-CNN whose classifier is scaled to make 100
     detections per image, exported and run on a batch of two images of other
     sizes (padded as mmdet pads them), against mmdet's predict."""
-    from mmdet.testing import demo_mm_inputs
     from mmengine.config import Config
     from mmengine.registry import MODELS, init_default_scope
-
-    from mmscnet.adapters.det_export import DetectorExport
-    from mmscnet.deploy.onnx import export_graph
-    from mmscnet.deploy.runtime import detections, open_session
     init_default_scope('mmdet')
     cfg = Config.fromfile(TOY_CONFIG)
     cfg.model.test_cfg.rcnn.max_per_img = 100
@@ -182,36 +218,32 @@ def test_dense_random_detector_batch_of_two_sizes(tmp_path):
     model.eval()
     with torch.no_grad():
         model.roi_head.bbox_head.fc_cls.weight.mul_(50)
-    module = DetectorExport(model)
-    path = str(tmp_path / 'dense.onnx')
-    export_graph(module, module.example(2, 192, 256), path, module.input_names,
-                 module.output_names, module.dynamic_shapes())
-    spec = module.spec()
-    for sizes in ([(160, 224), (128, 96)], [(224, 160), (192, 192)]):
-        packed = demo_mm_inputs(
-            2, [(3, h, w) for h, w in sizes], num_classes=3, with_mask=True)
-        data = model.data_preprocessor(packed, False)
-        with torch.no_grad():
-            ref = model.predict(data['inputs'], data['data_samples'])
-        metas = [(s.ori_shape, tuple(s.scale_factor))
-                 for s in data['data_samples']]
-        feeds = dict(
-            images=data['inputs'].numpy(),
-            img_shape=np.array([s.img_shape for s in data['data_samples']],
-                               np.float32))
-        for backend in BACKENDS:
-            got = detections(open_session(path, backend)(feeds), metas, spec)
-            for r, g in zip(ref, got):
-                p = r.pred_instances
-                assert len(p) == 100 and len(g['scores']) == 100
-                r_masks = p.masks.numpy()
-                n = assert_detections_match(
-                    dict(
-                        labels=p.labels.tolist(),
-                        scores=p.scores.tolist(),
-                        bboxes=p.bboxes.tolist()), g, lambda i, j:
-                    (r_masks[i], g['masks'][j]))
-                assert n == 100
+    reports, counts = predict_against_graph(model, str(
+        tmp_path / 'dense.onnx'), [[(160, 224),
+                                    (128, 96)], [(224, 160), (192, 192)]])
+    assert counts == [100] * 4
+    assert_all_exact(reports)
+
+
+def test_zero_detections_in_both_runtimes(tmp_path):
+    """A detector that detects nothing (score_thr 1.0: no softmax score is
+    above it) gives no detections in both runtimes, through the RoI and
+    mask stages with no RoI, as mmdet's predict does, on a batch of two
+    sizes and a batch of one."""
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, init_default_scope
+    init_default_scope('mmdet')
+    cfg = Config.fromfile(TOY_CONFIG)
+    cfg.model.test_cfg.rcnn.score_thr = 1.0
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    reports, counts = predict_against_graph(model.eval(),
+                                            str(tmp_path / 'none.onnx'),
+                                            [[(160, 224),
+                                              (128, 96)], [(224, 160)]])
+    assert counts == [0, 0, 0]
+    for key, r in reports.items():
+        assert r['count'] == 0 and not r['problems'], (key, r)
 
 
 SEG_CONFIGS = {
@@ -304,7 +336,7 @@ def test_export_removes_a_graph_that_fails_its_check(tmp_path, monkeypatch):
     tool removes every file it wrote and says so. Here the runtime's outputs
     are shifted by 1% of their range, as an exporter or runtime bug would
     shift them; the model is a small segmentor, to export in seconds."""
-    import mmscnet.deploy.runtime as runtime
+    import mmscnet.deploy.runtime.model as runtime
     config = tmp_path / 'small-seg.py'
     config.write_text(
         f"_base_ = {SEG_CONFIGS['deeplabv3']!r}\n"
@@ -315,8 +347,8 @@ def test_export_removes_a_graph_that_fails_its_check(tmp_path, monkeypatch):
         'auxiliary_head=None)\n')
     real = runtime.open_session
 
-    def shifted(path, backend, threads=None):
-        run = real(path, backend, threads)
+    def shifted(path, backend, precision='fp32', threads=None):
+        run = real(path, backend, precision, threads)
         return lambda feeds: [o + 0.01 * np.abs(o).max() for o in run(feeds)]
 
     monkeypatch.setattr(runtime, 'open_session', shifted)

@@ -11,7 +11,9 @@ import json
 import os.path as osp
 import pickle
 import test as test_tool  # noqa: E402
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import TOY_CONFIG, cfg_options_argv, data_options
@@ -195,3 +197,75 @@ def test_backend_gives_pytorch_segmentation_metrics(tmp_path):
         for key in ('aAcc', 'mIoU', 'mAcc'):
             # mmseg's metrics are percentages: 0.001 on the 0-1 scale.
             assert abs(got[key] - ref[key]) <= 0.1, (backend, key, got, ref)
+
+
+# A process in which torch and the OpenMMLab packages cannot be imported, as
+# in a deploy image that has numpy, cv2 and a runtime alone: a finder ahead
+# of every other refuses them, as a missing package is refused.
+NO_TORCH = r'''
+import importlib.abc, json, sys
+BLOCKED = ('torch', 'torchvision', 'mmengine', 'mmcv', 'mmdet', 'mmseg',
+           'mmpretrain', 'mmpose')
+
+
+class Missing(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in BLOCKED:
+            raise ModuleNotFoundError(f'No module named {name!r}', name=name)
+
+
+sys.meta_path.insert(0, Missing())
+try:
+    import torch  # noqa: F401
+except ImportError:
+    pass
+else:
+    raise SystemExit('torch imported')
+import numpy as np
+import mmscnet
+from mmscnet.deploy import ExportedModel
+graph, backend, out, *images = sys.argv[1:]
+results = ExportedModel(graph, backend)(images)
+np.savez(out, **{f'{i}_{k}': v for i, r in enumerate(results)
+                 for k, v in r.items()})
+print(json.dumps(dict(
+    version=mmscnet.__version__,
+    loaded=sorted({m.split('.')[0] for m in sys.modules} & set(BLOCKED)))))
+'''
+
+
+@pytest.mark.slow
+def test_runtime_runs_where_torch_cannot_be_imported(dense_toy_detector,
+                                                     tmp_path):
+    """`import mmscnet` and `from mmscnet.deploy import ExportedModel` in a
+    process where torch, mmengine and mmcv cannot be imported; the graph
+    runs there in both runtimes and gives what it gives beside torch."""
+    import subprocess
+    import sys
+
+    from mmscnet.deploy import ExportedModel
+    _, _, root, graph = dense_toy_detector
+    images = sorted(str(p) for p in (Path(root) / 'val').iterdir())[:2]
+    for backend in ('onnxruntime', 'openvino'):
+        out = tmp_path / f'{backend}.npz'
+        res = subprocess.run(
+            [
+                sys.executable, '-c', NO_TORCH,
+                graph_of(graph, backend), backend,
+                str(out)
+            ] + images,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path)
+        assert res.returncode == 0, res.stderr[-3000:]
+        info = json.loads(res.stdout.strip().splitlines()[-1])
+        assert info['loaded'] == [], info
+        got = np.load(out)
+        ref = ExportedModel(graph_of(graph, backend), backend)(images)
+        assert sum(len(r['scores']) for r in ref) > 0
+        assert sorted(got.files) == sorted(f'{i}_{k}'
+                                           for i, r in enumerate(ref)
+                                           for k in r)
+        for i, r in enumerate(ref):
+            for k, v in r.items():
+                assert np.array_equal(got[f'{i}_{k}'], v), (backend, i, k)

@@ -31,7 +31,8 @@ import torch
 
 from mmscnet.analysis import benchmark as bm
 from mmscnet.deploy import optimize, stack_conv1
-from mmscnet.deploy.onnx import export_onnx, onnxruntime_runner
+from mmscnet.deploy.graph.onnx import export_onnx
+from mmscnet.deploy.runtime import open_session
 from mmscnet.utils.misc import cpu_description, cpu_has_native_bf16
 
 
@@ -207,19 +208,21 @@ def backbone_cases(args, x):
         path = os.path.join(
             tempfile.mkdtemp(prefix='mmscnet-bench-'), 'scnet.onnx')
         export_onnx(copy.deepcopy(scnet).eval(), path, x)
-        runtimes = {'onnxruntime fp32': onnxruntime_runner(path, args.threads)}
+        runtimes = {
+            'onnxruntime fp32':
+            open_session(path, 'onnxruntime', 'fp32', args.threads)
+        }
         if not args.no_openvino:
-            from mmscnet.deploy.openvino import (convert_to_openvino,
-                                                 openvino_has_native_bf16,
-                                                 openvino_runner)
+            from mmscnet.deploy.graph.openvino import convert_to_openvino
+            from mmscnet.deploy.runtime.session import openvino_has_native_bf16
             ir = convert_to_openvino(path)
             for prec in ('fp32',
                          'bf16') if openvino_has_native_bf16() else ('fp32', ):
-                runtimes[f'openvino {prec}'] = openvino_runner(
-                    ir, prec, args.threads)
+                runtimes[f'openvino {prec}'] = open_session(
+                    ir, 'openvino', prec, args.threads)
         xn = x.numpy()
         for rt, run in runtimes.items():
-            cases[f'{rt} {sc}'] = lambda run=run: run(xn)
+            cases[f'{rt} {sc}'] = lambda run=run: run({'input': xn})
             pairs.append((f'{rt} {sc}', f'infer fp32 {sc}'))
     return cases, pairs, (scnet, resnet, sc, rn)
 

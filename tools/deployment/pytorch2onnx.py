@@ -24,8 +24,9 @@ import torch
 
 from mmscnet.analysis import benchmark as bm
 from mmscnet.deploy import optimize
-from mmscnet.deploy.onnx import (ClassifierLogits, export_onnx,
-                                 onnxruntime_runner, runtime_max_rel_diff)
+from mmscnet.deploy.graph.onnx import ClassifierLogits, export_onnx
+from mmscnet.deploy.runtime import open_session
+from mmscnet.deploy.runtime.parity import max_rel_diff
 
 
 def build(args):
@@ -133,14 +134,17 @@ def main(argv=None):
     h, w = args.shape
     x = torch.randn(args.batch_size, 3, h, w)
     names = export_onnx(model, args.out, x, dynamic=not args.static)
-    runtimes = {'ONNX Runtime': onnxruntime_runner(args.out, args.threads)}
+    runtimes = {
+        'ONNX Runtime': open_session(args.out, 'onnxruntime', 'fp32',
+                                     args.threads)
+    }
     print(f'wrote {args.out}: input (N, 3, H, W), outputs {names}' +
           ('' if args.static else ', dynamic batch and image size'))
     if args.openvino:
-        from mmscnet.deploy.openvino import (convert_to_openvino,
-                                             openvino_runner)
+        from mmscnet.deploy.graph.openvino import convert_to_openvino
         ir = convert_to_openvino(args.out, outs[1])
-        runtimes['OpenVINO'] = openvino_runner(ir, 'fp32', args.threads)
+        runtimes['OpenVINO'] = open_session(ir, 'openvino', 'fp32',
+                                            args.threads)
         print(f'wrote {outs[1]} and {outs[2]}: OpenVINO IR, fp32 weights')
     sizes = [(args.batch_size, h, w)]
     if not args.static:
@@ -155,8 +159,12 @@ def main(argv=None):
         line = [f'  input {n}x3x{hh}x{ww}: PyTorch {t_torch * 1e3:.1f} ms']
         for rt, run in runtimes.items():
             key = rt.lower().replace(' ', '')
-            diff = runtime_max_rel_diff(model, run, xi)
-            t = latency(lambda: run(xi.numpy()), args.repeat)
+            with torch.no_grad():
+                ref = model(xi)
+            ref = ref if isinstance(ref, (tuple, list)) else [ref]
+            feeds = {'input': xi.numpy()}
+            diff = max_rel_diff([r.numpy() for r in ref], run(feeds))
+            t = latency(lambda: run(feeds), args.repeat)
             row[f'{key}_max_rel_diff'], row[f'{key}_s'] = diff, t
             line.append(f'{rt} {t * 1e3:.1f} ms ({t_torch / t:.2f}x), max '
                         f'relative difference to PyTorch {diff:.2e}')

@@ -22,6 +22,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .onnx import image_dims
+
 # Decode heads whose ``predict`` differs from BaseDecodeHead's only in taking
 # the first of the tensors ``forward`` returns (the others feed losses).
 FIRST_OUTPUT_HEADS = ('DAHead', 'EncHead')
@@ -112,12 +114,7 @@ class SegmentorExport(nn.Module):
         return (torch.randn(n, 3, h, w), )
 
     def dynamic_shapes(self, max_batch=64, max_size=4096):
-        dim = torch.export.Dim
-        return ({
-            0: dim('batch', min=1, max=max_batch),
-            2: dim('height', min=self.min_size, max=max_size),
-            3: dim('width', min=self.min_size, max=max_size)
-        }, )
+        return (image_dims(self.min_size, max_batch, max_size), )
 
     def spec(self):
         return dict(

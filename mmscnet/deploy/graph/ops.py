@@ -1,6 +1,6 @@
 """Graph operators that torch has no exportable form of, each with its
 PyTorch implementation and its ONNX translation (passed to torch's exporter
-by :func:`mmscnet.deploy.onnx.export_graph`).
+by :func:`mmscnet.deploy.graph.onnx.export_graph`).
 
 ``grouped_nms(boxes (G, R, 4), scores (G, R), iou_threshold) -> (K, 2)``:
 NMS within each of G groups, as ONNX's ``NonMaxSuppression`` runs it with

@@ -22,7 +22,7 @@ The steps follow mmdet's ``RPNHead``, ``StandardRoIHead``, ``BBoxHead`` and
 ``multiclass_nms`` for the test config's values (``nms_pre``, IoU
 thresholds, ``score_thr``, ``max_per_img``). NMS runs per group (an image
 and an FPN level in the RPN, an image and a class in the R-CNN), as ONNX's
-NonMaxSuppression runs it (:mod:`mmscnet.deploy.ops`), so that no image's
+NonMaxSuppression runs it (:mod:`mmscnet.deploy.graph.ops`), so that no image's
 detections depend on the batch it came in.
 """
 import math
@@ -30,6 +30,8 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from .onnx import image_dims
 
 # DeltaXYWHBBoxCoder.decode's default, which mmdet's heads keep.
 WH_RATIO_CLIP = 16 / 1000
@@ -135,7 +137,7 @@ def nms_groups(boxes, scores, valid, iou_threshold):
     (G, R, 4) among the ``valid`` entries (G, R), in descending score order.
     Entries that are not valid take part as zero boxes, which suppress
     nothing, and are dropped after."""
-    from mmscnet.deploy.ops import grouped_nms
+    from mmscnet.deploy.graph.ops import grouped_nms
     boxes = torch.where(valid[..., None], boxes, boxes.new_zeros(()))
     keep = grouped_nms(boxes, scores, iou_threshold)
     group, entry = keep[:, 0], keep[:, 1]
@@ -171,15 +173,8 @@ class DetectorExport(nn.Module):
                 torch.tensor([[h, w]] * n, dtype=torch.float32))
 
     def dynamic_shapes(self, max_batch=64, max_size=4096):
-        dim = torch.export.Dim
-        batch = dim('batch', min=1, max=max_batch)
-        return ({
-            0: batch,
-            2: dim('height', min=self.min_size, max=max_size),
-            3: dim('width', min=self.min_size, max=max_size)
-        }, {
-            0: batch
-        })
+        images = image_dims(self.min_size, max_batch, max_size)
+        return (images, {0: images[0]})  # img_shape: one row per image
 
     def spec(self):
         """What the runtime needs besides preprocessing."""

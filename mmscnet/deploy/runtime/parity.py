@@ -18,6 +18,9 @@ over on either side must be a *near-tie*:
 At least ``min_exact`` (98.5%) of the detections must match exactly, and
 with fewer than 1 / (1 - min_exact) detections (67) all of them must.
 
+Raw outputs (the backbone's stage maps, a classifier's logits):
+:func:`max_rel_diff`, ``max |runtime - library| / max |library|``.
+
 Segmentation: the logits (or the binary head's probabilities) within
 ``rel`` of the largest, relative; a pixel whose label differs is allowed
 only where PyTorch's scores of the two labels are within twice that
@@ -52,6 +55,19 @@ def mask_iou(a, b):
     return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
+def _empty_report():
+    """A detection report before any detection: counts zero, the worst
+    differences at their best values."""
+    return dict(
+        count=0,
+        exact=0,
+        near_ties=0,
+        score_diff=0.0,
+        box_iou=1.0,
+        mask_iou=1.0,
+        problems=[])
+
+
 def match_detections(ref, got, max_per_img=None, bounds=DET_BOUNDS):
     """Matches one image's detections (dicts of labels, scores, bboxes and
     optionally masks). Returns a report dict: ``count`` (PyTorch's),
@@ -65,15 +81,7 @@ def match_detections(ref, got, max_per_img=None, bounds=DET_BOUNDS):
     r_box = np.asarray(ref['bboxes'], np.float64).reshape(-1, 4)
     g_box = np.asarray(got['bboxes'], np.float64).reshape(-1, 4)
     masks = 'masks' in ref and 'masks' in got
-    report = dict(
-        count=len(r_sc),
-        runtime_count=len(g_sc),
-        exact=0,
-        near_ties=0,
-        score_diff=0.0,
-        box_iou=1.0,
-        mask_iou=1.0,
-        problems=[])
+    report = dict(_empty_report(), count=len(r_sc), runtime_count=len(g_sc))
     problems = report['problems']
     if len(r_sc) != len(g_sc):
         problems.append(f'{len(r_sc)} detections in PyTorch, {len(g_sc)} in '
@@ -130,15 +138,7 @@ def match_detections(ref, got, max_per_img=None, bounds=DET_BOUNDS):
 def detection_parity(refs, gots, max_per_img=None, bounds=DET_BOUNDS):
     """:func:`match_detections` over images, summed: the report of the
     whole set, whose ``problems`` name the image index."""
-    total = dict(
-        images=len(refs),
-        count=0,
-        exact=0,
-        near_ties=0,
-        score_diff=0.0,
-        box_iou=1.0,
-        mask_iou=1.0,
-        problems=[])
+    total = dict(_empty_report(), images=len(refs))
     if len(refs) != len(gots):
         total['problems'].append(
             f'{len(refs)} images in PyTorch, {len(gots)} in the runtime')
@@ -213,3 +213,20 @@ def summary(report):
             f'near-ties; scores within {report["score_diff"]:.2e}, box IoU '
             f'>= {report["box_iou"]:.4f}, mask IoU >= '
             f'{report["mask_iou"]:.4f}')
+
+
+def max_rel_diff(ref, got):
+    """Largest ``max |got - ref| / max |ref|`` over paired output arrays (the
+    library's ``ref``, a runtime's ``got``)."""
+    if len(got) != len(ref):
+        raise ValueError(f'the runtime gave {len(got)} outputs, the library '
+                         f'{len(ref)}: not the same model')
+    worst = 0.0
+    for g, r in zip(got, ref):
+        g, r = np.asarray(g, np.float64), np.asarray(r, np.float64)
+        if g.shape != r.shape:
+            raise ValueError(f'output shapes differ: runtime {g.shape}, '
+                             f'library {r.shape}')
+        worst = max(worst,
+                    float(np.abs(g - r).max() / max(np.abs(r).max(), 1e-12)))
+    return worst

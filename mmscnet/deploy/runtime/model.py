@@ -17,51 +17,11 @@ after it, in numpy and cv2:
 - segmentation: the logits cropped to the image, resized to the original
   size as ``torch.nn.functional.interpolate`` does, and the argmax.
 """
-import os.path as osp
 
 import numpy as np
 
-from .spec import read_spec, spec_path  # noqa: F401
-
-BACKENDS = ('onnxruntime', 'openvino')
-GRAPH_EXTS = {'.onnx': 'onnxruntime or openvino', '.xml': 'openvino'}
-
-
-def open_session(graph_path, backend, threads=None):
-    """``run(feeds: dict) -> [arrays]`` for the graph in ``backend``."""
-    if backend not in BACKENDS:
-        raise ValueError(f'backend must be one of {BACKENDS}, got {backend!r}')
-    ext = osp.splitext(graph_path)[1]
-    if ext not in GRAPH_EXTS:
-        raise ValueError(f'{graph_path}: an exported graph ends in '
-                         f'{" or ".join(GRAPH_EXTS)}')
-    if ext == '.xml' and backend != 'openvino':
-        raise ValueError(f'{graph_path} is OpenVINO IR: use --backend '
-                         'openvino, or the .onnx file with onnxruntime')
-    if not osp.isfile(graph_path):
-        raise FileNotFoundError(f'exported model not found: {graph_path}')
-    if backend == 'onnxruntime':
-        import onnxruntime as ort
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        session = ort.InferenceSession(
-            graph_path, options, providers=['CPUExecutionProvider'])
-        return lambda feeds: session.run(None, feeds)
-    from .openvino import _ov
-    ov = _ov()
-    config = {'INFERENCE_PRECISION_HINT': 'f32'}
-    if threads:
-        config['INFERENCE_NUM_THREADS'] = threads
-    request = ov.Core().compile_model(graph_path, 'CPU',
-                                      config).create_infer_request()
-
-    def run(feeds):
-        # Copies: the request's output buffers are reused by the next call.
-        return [o.copy() for o in request.infer(feeds).to_tuple()]
-
-    return run
-
+from .session import open_session
+from .spec import read_spec
 
 CHANNEL_ORDERS = ('bgr', 'rgb')
 
@@ -274,13 +234,14 @@ class ExportedModel:
                  graph_path,
                  backend='onnxruntime',
                  threads=None,
-                 task=None):
+                 task=None,
+                 precision='fp32'):
         self.spec = read_spec(graph_path)
         if task and self.spec['task'] != task:
             raise ValueError(f'{graph_path} is an exported '
                              f'{self.spec["task"]} model, not a {task} one: '
                              'give the config it was exported from')
-        self.run = open_session(graph_path, backend, threads)
+        self.run = open_session(graph_path, backend, precision, threads)
 
     @property
     def classes(self):

@@ -1,0 +1,13 @@
+"""What an exported graph computes, in PyTorch, for torch's exporter.
+
+- :mod:`.onnx`: the one exporter (:func:`~.onnx.export_graph`) and the
+  backbone's and classifiers' modules;
+- :mod:`.ops`: operators torch has no exportable form of (``grouped_nms``)
+  with their ONNX translations;
+- :mod:`.detector` (mmdet) and :mod:`.segmentor` (mmseg): the whole
+  model's forward, from normalised images to what the runtime
+  post-processes. Each is imported only through its library's adapter
+  (``mmscnet/adapters/det.py``, ``seg.py``);
+- :mod:`.openvino`: ONNX to OpenVINO IR.
+
+What runs around the graph is in :mod:`mmscnet.deploy.runtime`."""

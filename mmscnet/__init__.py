@@ -39,12 +39,11 @@ if not _torch_stack_missing():
 
     # `_base_ = 'mmscnet::detection/...'`: mmengine resolves `pkg::` only
     # for the packages in its MODULE2PACKAGE table, at <installed
-    # path>/.mim/configs. The value names a module rather than the
-    # distribution on purpose: mmengine then takes the folder of
-    # mmscnet/version.py, the package actually imported, which is right for
-    # a wheel and an editable install alike (for the latter the
-    # distribution's location is site-packages, where no mmscnet/ folder
-    # exists).
+    # path>/.mim/configs. The value names a module, not the distribution:
+    # mmengine then takes the folder of mmscnet/version.py, the package
+    # actually imported, right for a wheel and an editable install alike
+    # (an editable install's distribution lives in site-packages, where no
+    # mmscnet/ folder is).
     _config_utils.MODULE2PACKAGE.setdefault('mmscnet', 'mmscnet.version')
 
 # mmscnet.convert_to_self_calibrated(model) and mmscnet.SelfCalibratedConv2d,

@@ -44,24 +44,32 @@ def export_onnx(module, path, example, dynamic=True, output_names=None):
     output_names = output_names or ([f'stage{i + 1}' for i in range(n)]
                                     if n > 1 else ['output'])
     export_graph(module, (example, ), path, ['input'], output_names,
-                 (image_dims(), ) if dynamic else None)
+                 (image_dims(), ) if dynamic else None,
+                 size_oblivious=True)
     return output_names
 
 
 def export_graph(module, inputs, path, input_names, output_names,
-                 dynamic_shapes):
+                 dynamic_shapes, size_oblivious=False):
     """A whole model (``module(*inputs)``, eval mode) to ``path`` with torch's
     exporter (``dynamo=True``), sizes free as ``dynamic_shapes`` says.
 
     Sizes stay symbolic where the exporter would otherwise decide on them
     (``prefer_deferred_runtime_asserts_over_guards``); the ONNX file's input
     dimensions are then checked to be free, since a size read into a
-    constant during tracing would freeze the graph to the export size."""
+    constant during tracing would freeze the graph to the export size.
+
+    ``size_oblivious`` traces a size of 1 (a batch of one, a 1-pixel stage
+    map) as any other size, as torch.onnx's own capture does, so that an
+    example of batch 1 still exports a free batch; the callers' checks at
+    other sizes are what show the graph right there."""
     import onnx
 
     from .ops import ONNX_TRANSLATIONS
     module.eval()
-    with torch.no_grad():
+    oblivious = torch.fx.experimental._config.patch(
+        backed_size_oblivious=size_oblivious)
+    with torch.no_grad(), oblivious:
         program = torch.export.export(
             module,
             tuple(inputs),

@@ -2,7 +2,8 @@
 # The demos, trained and evaluated on CPU on a generated toy set through
 # tools/train.py and tools/test.py, with the predictions painted on the val
 # images as PNG files:
-#   tools/demo.sh det    (`make demo`)      Mask R-CNN with SCNet-50: box and mask AP
+#   tools/demo.sh det    (`make demo`)      Mask R-CNN with SCNet-50: box and mask AP,
+#                        then exported: the same AP from ONNX Runtime and OpenVINO
 #   tools/demo.sh pose   (`make demo-pose`) top-down keypoints with SCNet-50: keypoint AP
 #   tools/demo.sh cls    (`make demo-cls`)  SCNet-18 against ResNet-18, same recipe
 #                        and seed: top-1 and time per iteration side by side
@@ -40,12 +41,34 @@ fi
 
 [ -f "$DATA" ] || $PY tools/misc/generate_toy_data.py "$KIND" "$(dirname "$(dirname "$DATA")")"
 start=$(date +%s)
-$PY tools/train.py "$CONFIG" --work-dir "$WORK_DIR"
-$PY tools/test.py "$CONFIG" "$(cat "$WORK_DIR/last_checkpoint")" --work-dir "$WORK_DIR" \
-    --show-dir predictions
+# Validated after every epoch, so that curves.png shows the metric's curve.
+$PY tools/train.py "$CONFIG" --work-dir "$WORK_DIR" --cfg-options train_cfg.val_interval=1
+CKPT=$(cat "$WORK_DIR/last_checkpoint")
+$PY tools/test.py "$CONFIG" "$CKPT" --work-dir "$WORK_DIR" --show-dir predictions \
+    2>&1 | tee "$WORK_DIR/test_pytorch.log"
 # shellcheck disable=SC2086  # CURVES is a list of keys
 $PY tools/analysis_tools/plot_logs.py "$WORK_DIR" --keys $CURVES --out "$WORK_DIR/curves.png"
 shown=$(ls -d "$WORK_DIR"/*/predictions | tail -n 1)
+
+if [ "$KIND" = coco ]; then
+  # Deployed: the trained detector exported (checked against its predict on
+  # the val images), then the same test set through each runtime.
+  mkdir -p "$WORK_DIR/deploy"
+  $PY tools/deployment/export.py "$CONFIG" "$CKPT" --out "$WORK_DIR/deploy/mask-rcnn.onnx" --openvino
+  for backend in onnxruntime openvino; do
+    graph=$WORK_DIR/deploy/mask-rcnn.onnx
+    [ "$backend" = openvino ] && graph=$WORK_DIR/deploy/mask-rcnn.xml
+    $PY tools/test.py "$CONFIG" "$graph" --backend "$backend" \
+        --work-dir "$WORK_DIR/deploy/test_$backend" 2>&1 | tee "$WORK_DIR/test_$backend.log"
+  done
+  echo
+  echo "COCO AP on the toy val set, the trained checkpoint and its exported graph:"
+  for run in pytorch onnxruntime openvino; do
+    # The last test metrics line of each run's log: box, then mask AP.
+    grep -o 'coco/\(bbox\|segm\)_mAP: [0-9.]*' "$WORK_DIR/test_$run.log" | tail -n 2 |
+      awk -v run="$run" '{ap[NR] = $2} END {printf "  %-12s box AP %s  mask AP %s\n", run, ap[1], ap[2]}'
+  done
+fi
 echo
 echo "demo finished in $(( ($(date +%s) - start) / 60 )) min; $WHAT is printed above"
 echo "predictions painted on the $(ls "$shown" | wc -l) val images: $shown/*.png"

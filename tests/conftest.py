@@ -68,7 +68,7 @@ QUICK_MODULES = {
     'test_self_calibrated_conv.py', 'test_convert.py', 'test_compare_runs.py',
     'test_checkpoint_io.py', 'test_converters.py', 'test_analysis.py',
     'test_registry.py', 'test_layout.py', 'test_metafile.py',
-    'test_plot_logs.py', 'test_docker.py'
+    'test_plot_logs.py', 'test_docker.py', 'test_parity.py'
 }
 
 

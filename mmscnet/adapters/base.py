@@ -91,7 +91,14 @@ class Adapter:
             pipeline(dict(img_path=p, img_id=k)) for k, p in enumerate(paths)
         ])
         with torch.no_grad():
-            return self.sample_results(model.test_step(batch))
+            results = self.sample_results(model.test_step(batch))
+            self.add_tie_margins(model, batch, results)
+        return results
+
+    def add_tie_margins(self, model, batch, results):
+        """Adds to each of :meth:`predict_files`' ``results`` what the
+        parity rule needs to know of decisions inside the model that
+        rounding can flip (:mod:`mmscnet.deploy.runtime.parity`)."""
 
     def dataset_classes(self, dataset_type):
         """The default class names of the library's dataset class

@@ -39,6 +39,32 @@ class DetAdapter(Adapter):
             results.append(r)
         return results
 
+    def add_tie_margins(self, model, batch, results):
+        # How far the RPN's proposal list, when full, is from a tie at its
+        # cut: PyTorch's proposals are asked for one more than the config
+        # keeps, and the gap is the last kept score less the first dropped.
+        # Within the tie tolerance, rounding decides which of the two
+        # proposals reaches the R-CNN stage.
+        rpn_cfg = getattr(model.test_cfg, 'rpn', None)
+        if rpn_cfg is None or not hasattr(model, 'rpn_head'):
+            return
+        import copy
+        rpn_cfg = copy.deepcopy(rpn_cfg)
+        keep = rpn_cfg.max_per_img
+        rpn_cfg.max_per_img = keep + 1
+        data = model.data_preprocessor(batch, False)
+        feats = model.extract_feat(data['inputs'])
+        metas = [s.metainfo for s in data['data_samples']]
+        proposals = model.rpn_head.predict_by_feat(
+            *model.rpn_head(feats),
+            batch_img_metas=metas,
+            cfg=rpn_cfg,
+            rescale=False)
+        for r, p in zip(results, proposals):
+            if len(p.scores) > keep:
+                r['proposal_cut_gap'] = float(p.scores[keep - 1] -
+                                              p.scores[keep])
+
     def dataset_classes(self, dataset_type):
         from mmdet.registry import DATASETS
         dataset_cls = DATASETS.get(dataset_type)

@@ -29,11 +29,16 @@ EXPORT_SHAPE = ('192', '256')  # no check below runs at this size
 MIN_SCORE, MIN_DETECTIONS = 0.05, 5
 
 
-def export(config, checkpoint, out, fresh=False, shape=EXPORT_SHAPE):
+def export(config,
+           checkpoint,
+           out,
+           fresh=False,
+           shape=EXPORT_SHAPE,
+           check_images=None):
     args = ['tools/deployment/export.py', config
             ] + ([checkpoint] if checkpoint else []) + [
                 '--out', str(out), '--openvino', '--shape', *shape
-            ]
+            ] + (['--check-images', check_images] if check_images else [])
     res = run_tool(args, fresh=fresh)
     assert res.returncode == 0, res.stderr[-3000:]
     # The tool's own check against predict: two batches of images, in each

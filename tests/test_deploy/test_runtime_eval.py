@@ -45,7 +45,9 @@ def dense_toy_detector(toy_detector, tmp_path_factory):
     config.write_text(f'_base_ = {TOY_CONFIG!r}\n'
                       'model = dict(test_cfg=dict(rcnn=dict(score_thr=0.0, '
                       'max_per_img=100)))\n')
-    graph = export(str(config), ckpt, work / 'det.onnx')
+    # Checked on the toy val images the model was trained for.
+    graph = export(
+        str(config), ckpt, work / 'det.onnx', check_images=f'{root}/val')
     return str(config), ckpt, root, graph
 
 

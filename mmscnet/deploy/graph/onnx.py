@@ -43,14 +43,21 @@ def export_onnx(module, path, example, dynamic=True, output_names=None):
     n = len(outs) if isinstance(outs, (tuple, list)) else 1
     output_names = output_names or ([f'stage{i + 1}' for i in range(n)]
                                     if n > 1 else ['output'])
-    export_graph(module, (example, ), path, ['input'], output_names,
-                 (image_dims(), ) if dynamic else None,
-                 size_oblivious=True)
+    export_graph(
+        module, (example, ),
+        path, ['input'],
+        output_names, (image_dims(), ) if dynamic else None,
+        size_oblivious=True)
     return output_names
 
 
-def export_graph(module, inputs, path, input_names, output_names,
-                 dynamic_shapes, size_oblivious=False):
+def export_graph(module,
+                 inputs,
+                 path,
+                 input_names,
+                 output_names,
+                 dynamic_shapes,
+                 size_oblivious=False):
     """A whole model (``module(*inputs)``, eval mode) to ``path`` with torch's
     exporter (``dynamo=True``), sizes free as ``dynamic_shapes`` says.
 

@@ -51,9 +51,9 @@ def scene(h, w, seed):
 @pytest.fixture(scope='module')
 def dense_mask_rcnn(tmp_path_factory):
     """(checkpoint, image folder): the shipped config's model with random
-    weights and its classifier scaled by 50, saved as tools/train.py would
-    save weights; two images, one scaled up by the test pipeline (300x400)
-    and one scaled down (1500x2000)."""
+    weights, its classifier scaled by 50 and its proposals widened, saved
+    as tools/train.py would save weights; two images, one scaled up by the
+    test pipeline (300x400) and one scaled down (1500x2000)."""
     from mmengine.config import Config
     from mmengine.registry import MODELS, init_default_scope
     work = tmp_path_factory.mktemp('dense_mask_rcnn')
@@ -65,6 +65,14 @@ def dense_mask_rcnn(tmp_path_factory):
     model.init_weights()
     with torch.no_grad():
         model.roi_head.bbox_head.fc_cls.weight.mul_(50)
+        # Random weights propose boxes of about their anchors' size, and the
+        # best scores come from the finest levels: RoIs of FPN levels 0 and 1
+        # only. Each anchor's proposals are widened (dw, dh) by its own
+        # factor (1, 3.3, 9), so that P2 and P3 alone propose boxes of all
+        # four RoI levels (32 to 580 px).
+        bias = model.rpn_head.rpn_reg.bias
+        for a, grow in enumerate((0.0, 1.2, 2.2)):
+            bias[4 * a + 2:4 * a + 4] += grow
     ckpt = str(work / 'dense.pth')
     torch.save(dict(state_dict=model.state_dict(), meta={}), ckpt)
     images = work / 'images'
@@ -102,7 +110,9 @@ def test_shipped_mask_rcnn_at_its_size(dense_mask_rcnn, tmp_path, monkeypatch):
 
     def recorded(self, rois, num_levels):
         out = mapped(self, rois, num_levels)
-        levels.append((len(rois), set(out.tolist())))
+        # The box stage's extractor pools 7x7, the mask stage's 14x14.
+        stage = self.roi_layers[0].output_size
+        levels.append((stage, len(rois), set(out.tolist())))
         return out
 
     monkeypatch.setattr(SingleRoIExtractor, 'map_roi_levels', recorded)
@@ -112,8 +122,9 @@ def test_shipped_mask_rcnn_at_its_size(dense_mask_rcnn, tmp_path, monkeypatch):
         str(out), '--openvino', '--check-images', images
     ])
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    # The box stage's RoIs (1000 proposals per image) on all four levels.
-    box_stage = [s for n, s in levels if n >= 1000]
+    # The box stage's RoIs (the proposals) on all four levels, in each of
+    # PyTorch's predicts (the batch of both images, the crop).
+    box_stage = [s for stage, n, s in levels if stage == (7, 7)]
     assert box_stage and set().union(*box_stage) == {0, 1, 2, 3}, levels
     # The tool's check: the batch of both images and the crop, in each
     # runtime, every image with 100 detections.

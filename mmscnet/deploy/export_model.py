@@ -229,4 +229,9 @@ def export(config,
         raise ExportCheckError(
             'the exported graph differs from the library\'s predict:\n  '
             f'{shown}{more}\nremoved {", ".join(outs)}')
+    if all(r.get('count') == 0 and 'agree' not in r for r in reports.values()):
+        # Passed, but on nothing: say so rather than let it read as proof.
+        log('warning: the model made no detection on the check images, so '
+            'the check compared no boxes or masks; pass --check-images DIR '
+            'with images on which it detects')
     return reports

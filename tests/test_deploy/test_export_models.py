@@ -251,6 +251,26 @@ def test_zero_detections_in_both_runtimes(tmp_path):
         assert r['count'] == 0 and not r['problems'], (key, r)
 
 
+def test_export_check_says_when_it_compared_nothing(tmp_path):
+    """A check on which the model detects nothing passes (the graph computes
+    what predict does) and says that it compared no detection."""
+    from mmscnet.deploy import export
+    config = tmp_path / 'none.py'
+    config.write_text(
+        f'_base_ = {TOY_CONFIG!r}\n'
+        'model = dict(test_cfg=dict(rcnn=dict(score_thr=1.0)))\n')
+    said = []
+    reports = export(
+        str(config),
+        None,
+        tmp_path / 'none.onnx',
+        shape=(192, 256),
+        log=said.append)
+    assert reports and all(r['count'] == 0 for r in reports.values())
+    assert any('the model made no detection on the check images' in m
+               for m in said), said
+
+
 SEG_CONFIGS = {
     'deeplabv3':
     str(REPO / 'configs/segmentation/toy/deeplabv3_scnet50-d8_toy-seg.py'),

@@ -61,9 +61,8 @@ def test_full_list_tail_tie():
 
 
 def test_proposal_cut_tie():
-    # The RPN list was cut between two proposals 1e-7 apart; each side's
-    # second stage refined another one: same label, IoU 0.67, scores 5e-4
-    # apart.
+    # The RPN list was cut between two proposals 1e-7 apart, and each
+    # side's second stage refined another one: same label, IoU 0.67.
     ref = dict(dets([FAR, A], [0.9, 0.2176]), proposal_cut_gap=1e-7)
     got = dets([FAR, B], [0.9, 0.2171])
     r = match_detections(ref, got)

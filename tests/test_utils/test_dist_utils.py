@@ -79,6 +79,7 @@ def probed_config(tmp, toy):
     opts = dict(
         data_options(str(config), toy), **{
             'train_cfg.max_epochs': 1,
+            'train_cfg.val_interval': 2,  # training only
             'train_dataloader.batch_size': BATCH
         })
     return str(config), cfg_options_argv(opts), probe

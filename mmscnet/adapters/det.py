@@ -111,6 +111,9 @@ class DetAdapter(Adapter):
         return _DetInfer(cfg, checkpoint, device, score_thr)
 
     def export_module(self, model):
+        from mmscnet.deploy.graph import single_stage
+        if type(model).__name__ in single_stage.SUPPORTED:
+            return single_stage.SingleStageExport(model)
         from mmscnet.deploy.graph.detector import DetectorExport
         return DetectorExport(model)
 

@@ -94,18 +94,20 @@ def assert_detections_match(ref, got, masks_of=None):
 
 def predict_against_graph(model, path, batches):
     """``model`` (an mmdet detector, eval mode) exported through its export
-    forward to ``path`` at 2x192x256, then run on each batch of (h, w)
-    image sizes (mmdet's demo inputs) in both runtimes, through the
-    runtime's post-processing, and matched one to one with the model's own
-    predict (:mod:`mmscnet.deploy.runtime.parity`). Returns the reports by
-    (backend, batch index) and PyTorch's detection counts per image."""
+    forward (the adapter's choice) to ``path`` at 2x192x256, then run on
+    each batch of (h, w) image sizes (mmdet's demo inputs) in both
+    runtimes, through the runtime's post-processing, and matched one to one
+    with the model's own predict (:mod:`mmscnet.deploy.runtime.parity`).
+    Returns the reports by (backend, batch index) and PyTorch's detection
+    counts per image."""
     from mmdet.testing import demo_mm_inputs
 
-    from mmscnet.deploy.graph.detector import DetectorExport
+    from mmscnet.adapters import get_adapter
     from mmscnet.deploy.graph.onnx import export_graph
     from mmscnet.deploy.runtime import detections, open_session
     from mmscnet.deploy.runtime.parity import detection_parity
-    module = DetectorExport(model)
+    module = get_adapter('mmdet').export_module(model)
+    with_mask = 'masks' in module.output_names
     export_graph(module, module.example(2, 192, 256), path, module.input_names,
                  module.output_names, module.dynamic_shapes())
     spec = module.spec()
@@ -115,7 +117,7 @@ def predict_against_graph(model, path, batches):
         packed = demo_mm_inputs(
             len(sizes), [(3, h, w) for h, w in sizes],
             num_classes=3,
-            with_mask=True)
+            with_mask=with_mask)
         data = model.data_preprocessor(packed, False)
         with torch.no_grad():
             ref = [
@@ -123,7 +125,7 @@ def predict_against_graph(model, path, batches):
                     labels=p.labels.numpy(),
                     scores=p.scores.numpy(),
                     bboxes=p.bboxes.numpy(),
-                    masks=p.masks.numpy())
+                    **(dict(masks=p.masks.numpy()) if with_mask else {}))
                 for p in (r.pred_instances for r in model.predict(
                     data['inputs'], data['data_samples']))
             ]
@@ -227,6 +229,89 @@ def test_dense_random_detector_batch_of_two_sizes(tmp_path):
         tmp_path / 'dense.onnx'), [[(160, 224),
                                     (128, 96)], [(224, 160), (192, 192)]])
     assert counts == [100] * 4
+    assert_all_exact(reports)
+
+
+@pytest.mark.parametrize('kind', ['cascade-mask-rcnn', 'cascade-rcnn'])
+def test_cascade_detector_batch_of_two_sizes(kind, tmp_path):
+    """The shipped Cascade (Mask) R-CNN SCNet-50 configs, 3 classes, random
+    weights with each stage's classifier scaled so that about 100
+    detections per image pass: three stages refining the RoIs, their mean
+    class logits, and for masks the mean of the stages' masks, against
+    mmdet's predict in both runtimes."""
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, init_default_scope
+    init_default_scope('mmdet')
+    cfg = Config.fromfile(
+        str(REPO / f'configs/detection/{kind}_scnet50_fpn_1x_coco.py'))
+    cfg.model.backbone.init_cfg = None
+    heads = cfg.model.roi_head.bbox_head
+    for head in heads + ([cfg.model.roi_head.mask_head]
+                         if 'mask' in kind else []):
+        head.num_classes = 3
+    cfg.model.test_cfg.rcnn.max_per_img = 100
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    with torch.no_grad():
+        for head in model.roi_head.bbox_head:
+            head.fc_cls.weight.mul_(50)
+    model.eval()
+    reports, counts = predict_against_graph(model,
+                                            str(tmp_path / f'{kind}.onnx'),
+                                            [[(160, 224),
+                                              (128, 96)], [(224, 160)]])
+    assert min(counts) >= 50, counts
+    assert_all_exact(reports)
+
+
+# Single-stage detectors: the shipped RetinaNet and mmdet's FCOS and ATSS
+# with SCNet-50, 3 classes, random weights.
+SINGLE_STAGE = {
+    'retinanet':
+    str(REPO / 'configs/detection/retinanet_scnet50_fpn_1x_coco.py'),
+    'fcos': 'mmdet::fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
+    'atss': 'mmdet::atss/atss_r50_fpn_1x_coco.py',
+}
+
+
+def single_stage_detector(kind, tmp_path):
+    """The random-weight detector of SINGLE_STAGE[kind], its classifier
+    scaled so that its scores spread (about 100 detections per image)."""
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, init_default_scope
+    path = tmp_path / f'{kind}.py'
+    path.write_text(
+        f'_base_ = {SINGLE_STAGE[kind]!r}\n'
+        "model = dict(backbone=dict(_delete_=True, type='mmscnet.SCNet', "
+        'depth=50, init_cfg=None), data_preprocessor=dict(mean=[123.675, '
+        '116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True), '
+        'bbox_head=dict(num_classes=3))\n')
+    init_default_scope('mmdet')
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(str(path)).model)
+    model.init_weights()
+    with torch.no_grad():
+        cls = (
+            model.bbox_head.retina_cls
+            if kind == 'retinanet' else model.bbox_head.conv_cls
+            if kind == 'fcos' else model.bbox_head.atss_cls)
+        cls.weight.mul_(50)
+        cls.bias.zero_()
+    return model.eval()
+
+
+@pytest.mark.parametrize('kind', sorted(SINGLE_STAGE))
+def test_single_stage_detector_batch_of_two_sizes(kind, tmp_path):
+    """RetinaNet, FCOS and ATSS exported and run on batches of two sizes
+    against mmdet's predict: per-level top-k over (prior, class) pairs,
+    centerness, per-class NMS and max_per_img, in both runtimes."""
+    model = single_stage_detector(kind, tmp_path)
+    reports, counts = predict_against_graph(model,
+                                            str(tmp_path / f'{kind}.onnx'),
+                                            [[(160, 224),
+                                              (128, 96)], [(224, 160)]])
+    assert min(counts) >= MIN_DETECTIONS, counts
     assert_all_exact(reports)
 
 
@@ -397,12 +482,14 @@ def test_export_removes_a_graph_that_fails_its_check(tmp_path, monkeypatch):
 
 def test_export_refuses_what_it_cannot_export_right(tmp_path):
     out = str(tmp_path / 'm.onnx')
+    # mmdet compares min_bbox_size in original image pixels.
+    min_size = tmp_path / 'retinanet-min-size.py'
+    min_size.write_text(f"_base_ = {SINGLE_STAGE['retinanet']!r}\n"
+                        'model = dict(test_cfg=dict(min_bbox_size=2))\n')
     for config, message in (
-        ('configs/detection/retinanet_scnet50_fpn_1x_coco.py',
-         'cannot export detector type RetinaNet: the detector export handles '
-         'Faster R-CNN and Mask R-CNN'),
-        ('configs/detection/cascade-rcnn_scnet50_fpn_1x_coco.py',
-         'cannot export detector type CascadeRCNN'),
+        (str(min_size), 'cannot export min_bbox_size=2 (0 or none): the '
+         'single-stage export handles RetinaNet (RetinaHead, '
+         'DeltaXYWHBBoxCoder), FCOS'),
         ('configs/classification/scnet50_8xb32_in1k.py',
          "default_scope 'mmpretrain'; export takes mmdet detectors and "
          'mmseg segmentors'),

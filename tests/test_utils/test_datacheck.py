@@ -34,13 +34,14 @@ def copy_of(toy, tmp_path):
 
 
 def train(root, work, **extra):
-    opts = {
-        **data_options(TOY_CONFIG, str(root), scale=SCALE),
+    # One epoch, with no validation unless ``extra`` asks for it.
+    opts = data_options(TOY_CONFIG, str(root), scale=SCALE)
+    opts.update({
         'train_cfg.max_epochs': 1,
-        'train_cfg.val_interval': 2,  # training only, unless asked
-        'train_dataloader.batch_size': 2,
-        **extra
-    }
+        'train_cfg.val_interval': 2,
+        'train_dataloader.batch_size': 2
+    })
+    opts.update(extra)
     train_tool.main(
         [TOY_CONFIG, '--work-dir', str(work)] + cfg_options_argv(opts))
 

@@ -77,7 +77,8 @@ def probed_config(tmp, toy):
     probe = tmp / 'probe'
     probe.mkdir()
     opts = dict(
-        data_options(str(config), toy), **{
+        data_options(str(config), toy),
+        **{
             'train_cfg.max_epochs': 1,
             'train_cfg.val_interval': 2,  # training only
             'train_dataloader.batch_size': BATCH

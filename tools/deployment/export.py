@@ -1,7 +1,8 @@
-"""Export a whole detector (Faster R-CNN, Mask R-CNN) or segmentor (mmseg
-EncoderDecoder) to ONNX, with torch's exporter, and check the graph, run
-through the runtime, against the library's own predict on real images at
-two input sizes (mmscnet.deploy.export_model).
+"""Export a whole detector (Faster R-CNN, Mask R-CNN, Cascade (Mask) R-CNN,
+RetinaNet, FCOS, ATSS) or segmentor (mmseg EncoderDecoder) to ONNX, with
+torch's exporter, and check the graph, run through the runtime, against the
+library's own predict on real images at two input sizes
+(mmscnet.deploy.export_model).
 
     python tools/deployment/export.py \\
         configs/detection/mask-rcnn_scnet50_fpn_1x_coco.py epoch_12.pth \\

@@ -4,7 +4,8 @@
   backbone's and classifiers' modules;
 - :mod:`.ops`: operators torch has no exportable form of (``grouped_nms``)
   with their ONNX translations;
-- :mod:`.detector` (mmdet) and :mod:`.segmentor` (mmseg): the whole
+- :mod:`.detector` and :mod:`.single_stage` (mmdet's two- and
+  single-stage detectors) and :mod:`.segmentor` (mmseg): the whole
   model's forward, from normalised images to what the runtime
   post-processes. Each is imported only through its library's adapter
   (``mmscnet/adapters/det.py``, ``seg.py``);

@@ -1,4 +1,5 @@
-"""A whole mmdet Faster R-CNN or Mask R-CNN as one exportable graph.
+"""A whole mmdet Faster R-CNN, Mask R-CNN or Cascade (Mask) R-CNN as one
+exportable graph.
 
 mmdet's own ``predict`` does not export on today's torch: it branches on
 data (``if not valid_mask.all()``), keeps sizes in Python metadata, and runs
@@ -18,9 +19,10 @@ the image's valid shape, as mmdet clips them; rescaling to the original
 image and pasting the masks happen at run time (:mod:`mmscnet.deploy.runtime`).
 Batch size, H and W are free.
 
-The steps follow mmdet's ``RPNHead``, ``StandardRoIHead``, ``BBoxHead`` and
-``multiclass_nms`` for the test config's values (``nms_pre``, IoU
-thresholds, ``score_thr``, ``max_per_img``). NMS runs per group (an image
+The steps follow mmdet's ``RPNHead``, ``StandardRoIHead`` (or
+``CascadeRoIHead``), ``BBoxHead`` and ``multiclass_nms`` for the test
+config's values (``nms_pre``, IoU thresholds, ``score_thr``,
+``max_per_img``). NMS runs per group (an image
 and an FPN level in the RPN, an image and a class in the R-CNN), as ONNX's
 NonMaxSuppression runs it (:mod:`mmscnet.deploy.graph.ops`), so that no image's
 detections depend on the batch it came in.
@@ -38,7 +40,23 @@ WH_RATIO_CLIP = 16 / 1000
 SUPPORTED = {
     'FasterRCNN': 'Faster R-CNN',
     'MaskRCNN': 'Mask R-CNN',
+    'CascadeRCNN': 'Cascade (Mask) R-CNN',
 }
+# The RoI head each detector type is exported with.
+ROI_HEADS = {
+    'FasterRCNN': 'StandardRoIHead',
+    'MaskRCNN': 'StandardRoIHead',
+    'CascadeRCNN': 'CascadeRoIHead',
+}
+
+
+def stages(module_or_list):
+    """A cascade's per-stage modules (a ModuleList) or a standard head's one
+    module, as a list."""
+    if isinstance(module_or_list, nn.ModuleList):
+        return list(module_or_list)
+    return [module_or_list]
+
 
 # Keys of an NMS config that mmcv's ``batched_nms`` and ``nms`` read and the
 # graph computes as they do; any other (``offset``, ``max_num``, a score
@@ -65,21 +83,27 @@ def check_exportable(detector):
     else:
         rpn, roi = detector.rpn_head, detector.roi_head
         test_cfg = detector.test_cfg
+        roi_type = ROI_HEADS[name]
         checks = [
             (type(rpn).__name__ == 'RPNHead' and rpn.use_sigmoid_cls,
              f'RPN head {type(rpn).__name__} (RPNHead with sigmoid scores)'),
-            (type(roi).__name__ == 'StandardRoIHead',
-             f'RoI head {type(roi).__name__} (StandardRoIHead)'),
+            (type(roi).__name__ == roi_type,
+             f'RoI head {type(roi).__name__} ({roi_type})'),
         ]
         problems += _nms_problems('rpn', test_cfg.rpn.get('nms'))
         problems += _nms_problems('rcnn', test_cfg.rcnn.get('nms'))
-        for coder in (rpn.bbox_coder, roi.bbox_head.bbox_coder):
+        if problems or not checks[1][0]:
+            problems += [what for ok, what in checks if not ok]
+            raise_problems(problems)
+        bbox_heads = stages(roi.bbox_head)
+        for coder in [rpn.bbox_coder] + [h.bbox_coder for h in bbox_heads]:
             checks.append(
                 (type(coder).__name__ == 'DeltaXYWHBBoxCoder'
                  and not coder.add_ctr_clamp and coder.clip_border,
                  f'box coder {type(coder).__name__} (DeltaXYWHBBoxCoder)'))
-        for ext in [roi.bbox_roi_extractor
-                    ] + ([roi.mask_roi_extractor] if roi.with_mask else []):
+        extractors = stages(roi.bbox_roi_extractor) + (
+            stages(roi.mask_roi_extractor) if roi.with_mask else [])
+        for ext in extractors:
             layer = ext.roi_layers[0] if hasattr(ext, 'roi_layers') else None
             checks.append((type(ext).__name__ == 'SingleRoIExtractor'
                            and type(layer).__name__ == 'RoIAlign',
@@ -90,24 +114,31 @@ def check_exportable(detector):
                 checks.append((layer.pool_mode == 'avg',
                                f'RoIAlign pool_mode={layer.pool_mode!r} '
                                "(pool_mode='avg')"))
-        if roi.bbox_head.custom_cls_channels:
+        if any(h.custom_cls_channels or h.custom_activation
+               for h in bbox_heads):
             checks.append((False, 'a custom classification activation'))
         if roi.with_mask:
-            checks.append(
-                (type(roi.mask_head).__name__ == 'FCNMaskHead',
-                 f'mask head {type(roi.mask_head).__name__} (FCNMaskHead)'))
+            for head in stages(roi.mask_head):
+                checks.append(
+                    (type(head).__name__ == 'FCNMaskHead',
+                     f'mask head {type(head).__name__} (FCNMaskHead)'))
             thr = test_cfg.rcnn.get('mask_thr_binary', 0.5)
             # mmdet's negative threshold gives uint8 soft masks for debugging.
             checks.append((thr >= 0, f'mask_thr_binary={thr} (at least 0: '
                            'binary masks)'))
-        problems += [what for ok, what in checks if not ok]
+        problems += list(dict.fromkeys(what for ok, what in checks if not ok))
+    raise_problems(problems)
+
+
+def raise_problems(problems):
     if problems:
         raise ValueError(
             f'cannot export {"; ".join(problems)}: the detector export '
-            f'handles {" and ".join(SUPPORTED.values())} '
-            f'({", ".join(SUPPORTED)}) with RPNHead, StandardRoIHead, '
-            'DeltaXYWHBBoxCoder, RoIAlign (average pooling) and plain NMS, '
-            "as in mmdet's and this project's configs")
+            f'handles {", ".join(SUPPORTED.values())} '
+            f'({", ".join(SUPPORTED)}) with RPNHead, StandardRoIHead or '
+            'CascadeRoIHead, DeltaXYWHBBoxCoder, RoIAlign (average pooling) '
+            "and plain NMS, as in mmdet's and this project's configs; the "
+            'single-stage export, RetinaNet, FCOS and ATSS')
 
 
 def decode(priors, deltas, means, stds, wh_ratio_clip, max_hw):
@@ -154,7 +185,7 @@ class DetectorExport(nn.Module):
 
     task = 'detection'
     input_names = ['images', 'img_shape']
-    # The stride-64 level is 2x2 here; at 1x1 the exporter would fix sizes.
+    # The smallest input the graph takes: the stride-64 level is 2x2 there.
     min_size = 96
 
     def __init__(self, detector):
@@ -192,15 +223,19 @@ class DetectorExport(nn.Module):
                                                        img_shape)
         if not self.with_mask:
             return boxes, scores, labels, batch
-        head = det.roi_head
-        mask_feats = self.roi_features(
-            head.mask_roi_extractor, feats,
-            torch.cat([batch[:, None].to(boxes), boxes], dim=1))
-        mask_pred = head.mask_head(mask_feats)
-        if head.mask_head.class_agnostic:  # one mask for every class
-            masks = mask_pred[:, 0].sigmoid()
-        else:
-            masks = mask_pred[torch.arange(labels.shape[0]), labels].sigmoid()
+        roi = det.roi_head
+        mask_rois = torch.cat([batch[:, None].to(boxes), boxes], dim=1)
+        index = torch.arange(labels.shape[0])
+        # A cascade averages its stages' sigmoid masks (mmdet's
+        # merge_aug_masks), here of each detection's own class only.
+        masks = []
+        for ext, head in zip(
+                stages(roi.mask_roi_extractor), stages(roi.mask_head)):
+            pred = head(self.roi_features(ext, feats, mask_rois))
+            # A class-agnostic head has one mask for every class.
+            pred = pred[:, 0] if head.class_agnostic else pred[index, labels]
+            masks.append(pred.sigmoid())
+        masks = masks[0] if len(masks) == 1 else torch.stack(masks).mean(0)
         return boxes, scores, labels, batch, masks
 
     def proposals(self, feats, img_shape):
@@ -280,13 +315,39 @@ class DetectorExport(nn.Module):
                 pick, pooled, out)
         return out
 
+    def rcnn(self, feats, rois, img_shape):
+        """The R-CNN stage on ``rois``: the RoIs the last head saw, its class
+        logits and box deltas, and that head. A cascade runs as
+        CascadeRoIHead._refine_roi: each stage's boxes (of its best class
+        where the regression is per class) are the next stage's RoIs, and
+        the logits are the mean of the stages'."""
+        roi = self.detector.roi_head
+        heads = stages(roi.bbox_head)
+        logits = []
+        for i, (head,
+                ext) in enumerate(zip(heads, stages(roi.bbox_roi_extractor))):
+            cls_score, bbox_pred = head(self.roi_features(ext, feats, rois))
+            logits.append(cls_score)
+            if i == len(heads) - 1:
+                break
+            if not head.reg_class_agnostic:
+                label = cls_score[:, :-1].argmax(dim=1)
+                bbox_pred = bbox_pred.reshape(-1, head.num_classes,
+                                              4)[torch.arange(label.shape[0]),
+                                                 label]
+            coder = head.bbox_coder
+            boxes = decode(rois[:, 1:], bbox_pred, coder.means, coder.stds,
+                           WH_RATIO_CLIP, img_shape[rois[:, 0].long()])
+            rois = torch.cat([rois[:, :1], boxes], dim=1)
+        # mmdet's sum() / stages, from 0 as Python's sum starts.
+        cls_score = logits[0] if len(logits) == 1 else sum(logits) / float(
+            len(logits))
+        return rois, cls_score, bbox_pred, heads[-1]
+
     def detections(self, feats, rois, rank, img_shape):
         """BBoxHead.predict_by_feat and multiclass_nms, per image."""
-        head = self.detector.roi_head.bbox_head
         cfg = self.detector.test_cfg.rcnn
-        cls_score, bbox_pred = head(
-            self.roi_features(self.detector.roi_head.bbox_roi_extractor, feats,
-                              rois))
+        rois, cls_score, bbox_pred, head = self.rcnn(feats, rois, img_shape)
         scores = cls_score.softmax(-1)[:, :-1]
         num_rois, num_classes = scores.shape
         per_class = 1 if head.reg_class_agnostic else num_classes

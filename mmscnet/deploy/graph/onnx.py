@@ -43,21 +43,13 @@ def export_onnx(module, path, example, dynamic=True, output_names=None):
     n = len(outs) if isinstance(outs, (tuple, list)) else 1
     output_names = output_names or ([f'stage{i + 1}' for i in range(n)]
                                     if n > 1 else ['output'])
-    export_graph(
-        module, (example, ),
-        path, ['input'],
-        output_names, (image_dims(), ) if dynamic else None,
-        size_oblivious=True)
+    export_graph(module, (example, ), path, ['input'], output_names,
+                 (image_dims(), ) if dynamic else None)
     return output_names
 
 
-def export_graph(module,
-                 inputs,
-                 path,
-                 input_names,
-                 output_names,
-                 dynamic_shapes,
-                 size_oblivious=False):
+def export_graph(module, inputs, path, input_names, output_names,
+                 dynamic_shapes):
     """A whole model (``module(*inputs)``, eval mode) to ``path`` with torch's
     exporter (``dynamo=True``), sizes free as ``dynamic_shapes`` says.
 
@@ -66,16 +58,17 @@ def export_graph(module,
     dimensions are then checked to be free, since a size read into a
     constant during tracing would freeze the graph to the export size.
 
-    ``size_oblivious`` traces a size of 1 (a batch of one, a 1-pixel stage
-    map) as any other size, as torch.onnx's own capture does, so that an
-    example of batch 1 still exports a free batch; the callers' checks at
-    other sizes are what show the graph right there."""
+    A size of 1 (a batch of one, a 1-pixel stage map, an SC conv's
+    calibration pool of 1x1) is traced as any other size, as torch.onnx's
+    own capture does: a batch-1 example still exports a free batch, and a
+    small export size adds no size-one guard, which torch.export may fail
+    to solve (it did for SCNet's 1x1 pools). The callers' checks at other
+    sizes are what show the graph right there."""
     import onnx
 
     from .ops import ONNX_TRANSLATIONS
     module.eval()
-    oblivious = torch.fx.experimental._config.patch(
-        backed_size_oblivious=size_oblivious)
+    oblivious = torch.fx.experimental._config.patch(backed_size_oblivious=True)
     with torch.no_grad(), oblivious:
         program = torch.export.export(
             module,

@@ -8,6 +8,7 @@ so that every detection of the graph counts in the comparison.
 Not in the compatibility job (torch's exporter of old releases differs).
 """
 import json
+import os
 import os.path as osp
 import pickle
 import test as test_tool  # noqa: E402
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TOY_CONFIG, cfg_options_argv, data_options
+from conftest import REPO, TOY_CONFIG, cfg_options_argv, data_options
 from test_export_models import BACKENDS, SEG_CONFIGS, export
 
 pytestmark = pytest.mark.downstream
@@ -65,17 +66,18 @@ def pseudo_ground_truth(root, dumped, path, per_image=5):
         image_id = ids[osp.basename(res['img_path'])]
         for i in inst['scores'].argsort(descending=True)[:per_image].tolist():
             x1, y1, x2, y2 = inst['bboxes'][i].tolist()
-            rle = dict(inst['masks'][i])
-            rle['counts'] = rle['counts'].decode()
-            anns.append(
-                dict(
-                    id=len(anns) + 1,
-                    image_id=image_id,
-                    category_id=cat_ids[int(inst['labels'][i])],
-                    bbox=[x1, y1, x2 - x1, y2 - y1],
-                    area=(x2 - x1) * (y2 - y1),
-                    segmentation=rle,
-                    iscrowd=0))
+            ann = dict(
+                id=len(anns) + 1,
+                image_id=image_id,
+                category_id=cat_ids[int(inst['labels'][i])],
+                bbox=[x1, y1, x2 - x1, y2 - y1],
+                area=(x2 - x1) * (y2 - y1),
+                iscrowd=0)
+            if 'masks' in inst:
+                rle = dict(inst['masks'][i])
+                rle['counts'] = rle['counts'].decode()
+                ann['segmentation'] = rle
+            anns.append(ann)
     doc['annotations'] = anns
     with open(path, 'w') as f:
         json.dump(doc, f)
@@ -124,6 +126,133 @@ def test_backend_gives_pytorch_detection_metrics(dense_toy_detector, tmp_path):
         assert len(dumped) == 4
         assert {'bboxes', 'scores', 'labels',
                 'masks'} <= set(dumped[0]['pred_instances'])
+
+
+def toy_of(shipped, root, work, masks):
+    """The shipped detection config ``shipped`` pointed at the toy set at
+    ``root`` (its 3 classes, images at 160 pixels and proposal counts as the
+    toy Mask R-CNN config has them), with random weights whose classifiers
+    are scaled so that scores spread: (config path, checkpoint path)."""
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, init_default_scope
+    cfg = Config.fromfile(shipped)
+    toy = Config.fromfile(TOY_CONFIG)
+    cfg.model.backbone.init_cfg = None
+    if 'roi_head' in cfg.model:
+        bbox = cfg.model.roi_head.bbox_head  # a list in a cascade
+        heads = list(bbox) if isinstance(bbox, list) else [bbox]
+        if masks:
+            heads.append(cfg.model.roi_head.mask_head)
+    else:
+        heads = [cfg.model.bbox_head]
+    for head in heads:
+        head.num_classes = 3
+    if 'roi_head' in cfg.model:  # the toy config's proposal counts
+        cfg.model.test_cfg.rpn.update(toy.model.test_cfg.rpn)
+        rcnn = cfg.model.test_cfg.rcnn
+        rcnn.max_per_img = toy.model.test_cfg.rcnn.max_per_img
+    pipeline = [
+        t for t in toy.test_pipeline if masks or t['type'] != 'LoadAnnotations'
+    ]
+    if not masks:
+        pipeline.insert(2, dict(type='LoadAnnotations', with_bbox=True))
+    loader = toy.test_dataloader
+    loader.dataset.pipeline = pipeline
+    loader.dataset.data_root = root + '/'
+    loader.num_workers, loader.persistent_workers = 0, False
+    cfg.test_dataloader = cfg.val_dataloader = loader
+    cfg.test_evaluator = cfg.val_evaluator = dict(
+        cfg.test_evaluator, ann_file=f'{root}/annotations/instances_val.json')
+    config = str(work / f'{osp.basename(shipped)[:-3]}_toy.py')
+    cfg.dump(config)
+    init_default_scope('mmdet')
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    with torch.no_grad():
+        if 'roi_head' in cfg.model:
+            for head in model.roi_head.bbox_head:
+                head.fc_cls.weight.mul_(50)
+        else:
+            model.bbox_head.retina_cls.weight.mul_(50)
+            model.bbox_head.retina_cls.bias.zero_()
+    ckpt = str(work / 'random.pth')
+    torch.save(
+        dict(
+            state_dict=model.state_dict(),
+            meta=dict(dataset_meta=dict(loader.dataset.metainfo))), ckpt)
+    return config, ckpt
+
+
+NEW_ROUTES = {
+    'retinanet': ('retinanet_scnet50_fpn_1x_coco.py', False),
+    'cascade-mask-rcnn': ('cascade-mask-rcnn_scnet50_fpn_1x_coco.py', True),
+}
+
+
+def noisy_copy(root, dst):
+    """The toy COCO set's val split at ``root`` copied to ``dst`` with
+    seeded pixel noise. The generated images' flat backgrounds give RPN
+    anchors exactly equal scores, and which of a tie reaches the cascade's
+    refinement is the sort's choice; noise breaks such ties, as a photo's
+    own noise does."""
+    import shutil
+
+    import cv2
+    shutil.copytree(
+        osp.join(root, 'annotations'), osp.join(dst, 'annotations'))
+    os.makedirs(osp.join(dst, 'val'))
+    rng = np.random.default_rng(0)
+    for name in sorted(os.listdir(osp.join(root, 'val'))):
+        img = cv2.imread(osp.join(root, 'val', name)).astype(np.int16)
+        img += rng.integers(-20, 21, img.shape, dtype=np.int16)
+        cv2.imwrite(
+            osp.join(dst, 'val', name),
+            img.clip(0, 255).astype(np.uint8))
+    return dst
+
+
+@pytest.mark.parametrize('kind', sorted(NEW_ROUTES))
+def test_backend_metrics_of_retinanet_and_cascade_mask_rcnn(
+        kind, toy_detector, tmp_path):
+    """The shipped RetinaNet and Cascade Mask R-CNN configs on the toy val
+    images with noise (random weights, scores spread): exported with
+    export.py's check on those images, then COCO AP of the graph in each
+    runtime against PyTorch's, scored against PyTorch's five best
+    detections per image."""
+    root = noisy_copy(toy_detector[0], str(tmp_path / 'noisy'))
+    name, masks = NEW_ROUTES[kind]
+    config, ckpt = toy_of(
+        str(REPO / 'configs' / 'detection' / name), root, tmp_path, masks)
+    graph = export(
+        config, ckpt, tmp_path / f'{kind}.onnx', check_images=f'{root}/val')
+    dumped = tmp_path / 'pytorch.pkl'
+    test_tool.main([
+        config, ckpt, '--work-dir',
+        str(tmp_path / 'pytorch0'), '--out',
+        str(dumped)
+    ])
+    with open(dumped, 'rb') as f:
+        results = pickle.load(f)
+    ann = str(tmp_path / 'pseudo_val.json')
+    assert pseudo_ground_truth(root, results, ann) == 20
+    opts = cfg_options_argv({
+        'test_dataloader.dataset.ann_file': ann,
+        'test_evaluator.ann_file': ann
+    })
+    ref = test_tool.main(
+        [config, ckpt, '--work-dir',
+         str(tmp_path / 'pytorch')] + opts)
+    metrics = [k for k in DET_METRICS if masks or 'segm' not in k]
+    assert all(ref[k] > 0.3 for k in metrics if k.endswith('mAP')), ref
+    for backend in BACKENDS:
+        got = test_tool.main([
+            config,
+            graph_of(graph, backend), '--backend', backend, '--work-dir',
+            str(tmp_path / backend)
+        ] + opts)
+        for key in metrics:
+            assert abs(got[key] - ref[key]) <= 1e-3, (backend, key, got, ref)
 
 
 def test_backend_refuses_a_config_other_than_the_exported_one(

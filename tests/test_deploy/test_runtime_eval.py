@@ -52,6 +52,24 @@ def dense_toy_detector(toy_detector, tmp_path_factory):
     return str(config), ckpt, root, graph
 
 
+def pytorch_and_backends(config, ckpt, graph, opts, work):
+    """tools/test.py's metrics for ``config`` on the checkpoint, then on the
+    exported ``graph`` in each runtime (by backend), with the --cfg-options
+    ``opts``; each run's work dir under ``work``."""
+    ref = test_tool.main([config, ckpt, '--work-dir',
+                          str(work / 'pytorch')] + opts)
+    runs = {
+        backend:
+        test_tool.main([
+            config,
+            graph_of(graph, backend), '--backend', backend, '--work-dir',
+            str(work / backend)
+        ] + opts)
+        for backend in BACKENDS
+    }
+    return ref, runs
+
+
 def pseudo_ground_truth(root, dumped, path, per_image=5):
     """A COCO annotation file of the toy val images whose objects are the
     ``per_image`` highest-scoring detections of PyTorch's ``dumped`` test
@@ -240,17 +258,10 @@ def test_backend_metrics_of_retinanet_and_cascade_mask_rcnn(
         'test_dataloader.dataset.ann_file': ann,
         'test_evaluator.ann_file': ann
     })
-    ref = test_tool.main(
-        [config, ckpt, '--work-dir',
-         str(tmp_path / 'pytorch')] + opts)
+    ref, runs = pytorch_and_backends(config, ckpt, graph, opts, tmp_path)
     metrics = [k for k in DET_METRICS if masks or 'segm' not in k]
     assert all(ref[k] > 0.3 for k in metrics if k.endswith('mAP')), ref
-    for backend in BACKENDS:
-        got = test_tool.main([
-            config,
-            graph_of(graph, backend), '--backend', backend, '--work-dir',
-            str(tmp_path / backend)
-        ] + opts)
+    for backend, got in runs.items():
         for key in metrics:
             assert abs(got[key] - ref[key]) <= 1e-3, (backend, key, got, ref)
 
@@ -315,16 +326,9 @@ def test_backend_gives_pytorch_segmentation_metrics(tmp_path):
         'test_dataloader.num_workers': 0,
         'test_dataloader.persistent_workers': False
     })
-    ref = test_tool.main(
-        [config, ckpt, '--work-dir',
-         str(tmp_path / 'pytorch')] + opts)
+    ref, runs = pytorch_and_backends(config, ckpt, graph, opts, tmp_path)
     assert 0 < ref['mIoU'] < 100, ref
-    for backend in BACKENDS:
-        got = test_tool.main([
-            config,
-            graph_of(graph, backend), '--backend', backend, '--work-dir',
-            str(tmp_path / backend)
-        ] + opts)
+    for backend, got in runs.items():
         for key in ('aAcc', 'mIoU', 'mAcc'):
             # mmseg's metrics are percentages: 0.001 on the 0-1 scale.
             assert abs(got[key] - ref[key]) <= 0.1, (backend, key, got, ref)

@@ -280,8 +280,7 @@ def test_odd_images_train_or_are_skipped_by_name(toy, tmp_path):
         if v.is_floating_point())
 
 
-# --- weights that do not fit the backbone
-# -------------------------------------------------
+# --- weights that do not fit the backbone ---
 
 
 def _pretrained(path, **kwargs):

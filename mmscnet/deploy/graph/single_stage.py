@@ -24,9 +24,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .detector import (WH_RATIO_CLIP, _nms_problems, decode, nms_groups,
-                       rank_in_image)
-from .onnx import image_dims
+from .detector import (WH_RATIO_CLIP, DetectorExport, _nms_problems, decode,
+                       nms_groups, rank_in_image)
 
 SUPPORTED = {
     'RetinaNet': ('RetinaHead', 'DeltaXYWHBBoxCoder'),
@@ -88,13 +87,9 @@ class SingleStageExport(nn.Module):
         check_exportable(detector)
         self.detector = detector.eval()
 
-    def example(self, n, h, w):
-        return (torch.randn(n, 3, h, w),
-                torch.tensor([[h, w]] * n, dtype=torch.float32))
-
-    def dynamic_shapes(self, max_batch=64, max_size=4096):
-        images = image_dims(self.min_size, max_batch, max_size)
-        return (images, {0: images[0]})
+    # The two-stage export's inputs.
+    example = DetectorExport.example
+    dynamic_shapes = DetectorExport.dynamic_shapes
 
     def spec(self):
         return dict(
@@ -144,12 +139,11 @@ class SingleStageExport(nn.Module):
         # The levels side by side in one row per image (N, L * R).
         size = levels[0][0].shape[1]
 
-        def row(i, pad=0):
+        def row(i):
             return torch.cat([
-                F.pad(
-                    lv[i],
-                    (0, 0) * (lv[i].dim() - 2) + (0, size - lv[i].shape[1]),
-                    value=pad) for lv in levels
+                F.pad(lv[i],
+                      (0, 0) * (lv[i].dim() - 2) + (0, size - lv[i].shape[1]))
+                for lv in levels
             ], 1)
 
         scores, valid, labels, boxes = row(0), row(1), row(2), row(3)

@@ -43,9 +43,9 @@ class Adapter:
         ``dynamic_shapes()``, ``min_size`` and ``spec()`` (what the runtime
         needs besides preprocessing)."""
         raise NotImplementedError(
-            f'no whole-model export for {self.scope} (mmdet detectors and '
-            'mmseg segmentors export with tools/deployment/export.py; '
-            'mmpretrain classifiers and the backbone with '
+            f'no whole-model export for {self.scope} (mmdet detectors, '
+            'mmseg segmentors and mmpretrain classifiers export with '
+            'tools/deployment/export.py; the backbone with '
             'tools/deployment/pytorch2onnx.py)')
 
     def baked(self, cfg):
@@ -63,7 +63,7 @@ class Adapter:
         ``graph_path`` in ``backend`` (onnxruntime or openvino)."""
         raise NotImplementedError(
             f'no exported-model inference for {self.scope}: --backend '
-            'takes mmdet and mmseg configs')
+            'takes mmdet, mmseg and mmpretrain configs')
 
     def runtime_samples(self, samples, results):
         """The runtime's ``results`` (one dict per image) put into the test
@@ -124,13 +124,15 @@ def random_images(batch_size, shape):
 # (mmscnet.deploy.runtime); the Pack* ones and LoadAnnotations do nothing to
 # the image.
 EXPORT_TRANSFORMS = ('LoadImageFromFile', 'InferencerLoader', 'Resize',
-                     'LoadAnnotations', 'PackDetInputs', 'PackSegInputs')
+                     'ResizeEdge', 'CenterCrop', 'LoadAnnotations',
+                     'PackDetInputs', 'PackSegInputs', 'PackInputs')
 
 # mmcv's LoadImageFromFile arguments and the values the runtime reads images
 # with (cv2, BGR, EXIF orientation applied); to_float32 changes nothing there.
 LOADER_ARGS = dict(color_type=('color', ), imdecode_backend=('cv2', ))
 LOADER_FREE = ('type', 'to_float32', 'ignore_empty', 'backend_args',
                'file_client_args')
+RESIZE_EDGES = ('short', 'long', 'width', 'height')
 
 
 def check_config_for_runtime(adapter, cfg, spec, graph_path):
@@ -153,6 +155,16 @@ def _check_loader(t):
                 ', '.join(f'{k}={v[0]!r}' for k, v in LOADER_ARGS.items()))
 
 
+def _check_bilinear(t, args, backends=('cv2', )):
+    extra = set(t) - set(args) - {'type', 'interpolation', 'backend'}
+    if (t.get('interpolation', 'bilinear') != 'bilinear'
+            or t.get('backend', 'cv2') not in backends or extra):
+        raise ValueError(
+            f'the runtime repeats {t["type"].split(".")[-1]} with '
+            f'{", ".join(args)}, bilinear interpolation and the backend '
+            f'{" or ".join(backends)}, got {dict(t)}')
+
+
 def test_pipeline(cfg):
     """The test dataset's pipeline (inside dataset wrappers)."""
     data_cfg = cfg.test_dataloader.dataset
@@ -161,11 +173,19 @@ def test_pipeline(cfg):
     return data_cfg.pipeline
 
 
+def data_preprocessor(cfg):
+    """The model's data preprocessor config; mmpretrain configs keep it at
+    the top level, where mmengine's Runner takes it from."""
+    return cfg.model.get('data_preprocessor') or cfg.get(
+        'data_preprocessor') or {}
+
+
 def export_preprocess(cfg, min_size):
     """The test pipeline's and data preprocessor's image preparation as the
     runtime's ``preprocess`` spec; a clear error for a pipeline it cannot
-    repeat."""
-    resize = None
+    repeat. The runtime resizes (``Resize``, then ``ResizeEdge``), then
+    crops (``CenterCrop``), in that order."""
+    resize = edge = crop = None
     for t in test_pipeline(cfg):
         kind = t['type'].split('.')[-1]
         if kind not in EXPORT_TRANSFORMS:
@@ -176,14 +196,36 @@ def export_preprocess(cfg, min_size):
         if kind in ('LoadImageFromFile', 'InferencerLoader'):
             _check_loader(t)
         if kind == 'Resize':
-            if t.get('scale') is None or t.get(
-                    'interpolation', 'bilinear') != 'bilinear' or t.get(
-                        'backend', 'cv2') != 'cv2' or resize is not None:
+            if (t.get('scale') is None or resize is not None
+                    or edge is not None or crop is not None):
                 raise ValueError(
-                    'the runtime repeats one Resize with a scale, bilinear '
-                    f'interpolation and the cv2 backend, got {dict(t)}')
+                    'the runtime repeats one Resize with a scale, before '
+                    f'any ResizeEdge or CenterCrop, got {dict(t)}')
+            _check_bilinear(
+                t,
+                ('scale', 'scale_factor', 'keep_ratio', 'clip_object_border'))
             resize = t
-    pre = cfg.model.data_preprocessor
+        if kind == 'ResizeEdge':
+            if (edge is not None or crop is not None
+                    or t.get('edge', 'short') not in RESIZE_EDGES):
+                raise ValueError(
+                    'the runtime repeats one ResizeEdge (edge one of '
+                    f'{RESIZE_EDGES}) before any CenterCrop, got {dict(t)}')
+            _check_bilinear(t, ('scale', 'edge'), ('cv2', 'pillow'))
+            edge = dict(
+                scale=int(t['scale']),
+                edge=t.get('edge', 'short'),
+                backend=t.get('backend', 'cv2'))
+        if kind == 'CenterCrop':
+            free = {'type', 'crop_size', 'clip_object_border', 'pad_cfg'}
+            if crop is not None or t.get(
+                    'auto_pad') or set(t) - free - {'auto_pad'}:
+                raise ValueError(
+                    'the runtime repeats one CenterCrop(crop_size) without '
+                    f'auto_pad, got {dict(t)}')
+            size = t['crop_size']
+            crop = [size, size] if isinstance(size, int) else list(size)
+    pre = data_preprocessor(cfg)
     test_cfg = pre.get('test_cfg') or {}
     if test_cfg.get('size'):
         raise ValueError('data_preprocessor.test_cfg.size (padding to a '
@@ -193,16 +235,23 @@ def export_preprocess(cfg, min_size):
     if resize is not None:
         scale = resize['scale']
         scale = [scale, scale] if isinstance(scale, int) else list(scale)
-    return dict(
+    spec = dict(
         scale=scale,
         keep_ratio=bool(resize and resize.get('keep_ratio', False)),
         mean=list(pre.get('mean', (0, 0, 0))),
         std=list(pre.get('std', (1, 1, 1))),
-        bgr_to_rgb=bool(pre.get('bgr_to_rgb', False)),
+        bgr_to_rgb=bool(pre.get('bgr_to_rgb', pre.get('to_rgb', False))),
         pad_size_divisor=pre.get('pad_size_divisor')
         or test_cfg.get('size_divisor') or 1,
         pad_value=pre.get('pad_value', pre.get('pad_val', 0)),
         min_size=min_size)
+    # Only where the pipeline has them: the specs of detectors and
+    # segmentors, and the configs checked against them, stay as they were.
+    if edge is not None:
+        spec['resize_edge'] = edge
+    if crop is not None:
+        spec['center_crop'] = crop
+    return spec
 
 
 def build_visualizer(cfg, registry, classes, palette):

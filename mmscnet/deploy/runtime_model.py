@@ -6,7 +6,8 @@ Each test batch's images are read again from their files and go through
 the runtime's own preprocessing (:mod:`.runtime.model`), not the test
 pipeline's tensors: what is evaluated is what a deployment computes. The
 library's adapter puts the runtime's results into the batch's data samples
-as its ``predict`` would (``pred_instances``, ``pred_sem_seg``)."""
+as its ``predict`` would (``pred_instances``, ``pred_sem_seg``,
+``pred_score`` and ``pred_label``)."""
 from mmengine.model import BaseModel
 
 
@@ -21,8 +22,8 @@ class RuntimeModel(BaseModel):
         from .runtime import ExportedModel
         if adapter.runtime_task is None:
             raise ValueError(
-                f'--backend takes mmdet and mmseg configs: no runtime for '
-                f'{adapter.scope} models yet')
+                '--backend takes mmdet, mmseg and mmpretrain configs: no '
+                f'runtime for {adapter.scope} models yet')
         self.adapter = adapter
         self.runtime = ExportedModel(graph_path, backend, threads,
                                      adapter.runtime_task)

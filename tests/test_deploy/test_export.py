@@ -4,9 +4,9 @@ TorchScript exporter that mmdeploy uses; and ``torch.export``) on the
 backbone and a whole mmpretrain classifier. Each graph is run at the export
 size and at two other sizes, one with stage maps smaller than the
 calibration's r (pooled whole), against eager PyTorch. ``dynamo=True`` on
-the same two models: tools/deployment/pytorch2onnx.py hands them to it as
-they are (``test_deploy_mode.py``, the backbone at five sizes); here only
-on the pooling.
+the same two models: tools/deployment/pytorch2onnx.py and export.py hand
+them to it as they are (``test_deploy_mode.py``, the backbone at five
+sizes; ``test_classifier_deploy.py``); here only on the pooling.
 
 Not in the compatibility job: the exporters of old torch releases differ.
 """
@@ -34,7 +34,7 @@ def _classifier():
     from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
 
-    from mmscnet.deploy.graph.onnx import ClassifierLogits
+    from mmscnet.deploy.graph.classifier import ClassifierExport
     torch.manual_seed(0)
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         model = MODELS.build(
@@ -46,7 +46,7 @@ def _classifier():
                 head=dict(
                     type='LinearClsHead', num_classes=10, in_channels=512)))
     model.init_weights()
-    return ClassifierLogits(model).eval()
+    return ClassifierExport(model).eval()
 
 
 def _outputs(out):

@@ -444,19 +444,22 @@ def test_export_at_the_graphs_smallest_size(toy_detector, tmp_path):
 
 SHIPPED = sorted(
     glob.glob(osp.join(REPO, 'configs', 'detection', '*.py')) +
-    glob.glob(osp.join(REPO, 'configs', 'segmentation', '*.py')))
+    glob.glob(osp.join(REPO, 'configs', 'segmentation', '*.py')) +
+    glob.glob(osp.join(REPO, 'configs', 'classification', '*.py')))
 
 
-def test_every_shipped_detector_and_segmentor_is_accepted_for_export():
-    """Each detection and segmentation config under configs/ (the toy ones
-    aside) builds a model that its adapter's export takes, as the README
-    says. What each export computes is checked above and in
-    test_export_models.py by family."""
+def test_every_shipped_detector_segmentor_and_classifier_is_accepted():
+    """Each detection, segmentation and classification config under
+    configs/ (the toy ones aside) builds a model that its adapter's export
+    takes, with a test pipeline that the runtime repeats, as the README
+    says. What each export computes is checked above, in
+    test_export_models.py and in test_classifier_deploy.py by family."""
     from mmengine.config import Config
     from mmengine.registry import MODELS, DefaultScope
 
     from mmscnet.adapters import get_adapter
-    assert len(SHIPPED) == 26, SHIPPED
+    from mmscnet.adapters.base import export_preprocess
+    assert len(SHIPPED) == 34, SHIPPED
     refused = {}
     for path in SHIPPED:
         cfg = Config.fromfile(path)
@@ -465,7 +468,8 @@ def test_every_shipped_detector_and_segmentor_is_accepted_for_export():
         with DefaultScope.overwrite_default_scope(cfg.default_scope):
             model = MODELS.build(cfg.model)
         try:
-            adapter.export_module(model)
+            module = adapter.export_module(model)
+            export_preprocess(cfg, module.min_size)
         except ValueError as e:
             refused[osp.basename(path)] = str(e)
     assert not refused, refused

@@ -453,13 +453,21 @@ def test_export_refuses_what_it_cannot_export_right(tmp_path):
     min_size = tmp_path / 'retinanet-min-size.py'
     min_size.write_text(f'_base_ = {RETINANET!r}\n'
                         'model = dict(test_cfg=dict(min_bbox_size=2))\n')
+    # mmpretrain's multi-label heads score each class by a sigmoid.
+    multi_label = tmp_path / 'multi-label.py'
+    multi_label.write_text(
+        "_base_ = 'mmpretrain::resnet/resnet18_8xb32_in1k.py'\n"
+        "model = dict(head=dict(_delete_=True, type='MultiLabelLinearClsHead',"
+        ' num_classes=3, in_channels=512))\n')
     for config, message in (
         (str(min_size), 'cannot export min_bbox_size=2 (0 or none): the '
          'single-stage export handles RetinaNet (RetinaHead, '
          'DeltaXYWHBBoxCoder), FCOS'),
-        ('configs/classification/scnet50_8xb32_in1k.py',
-         "default_scope 'mmpretrain'; export takes mmdet detectors and "
-         'mmseg segmentors'),
+        ('configs/keypoint/td-hm_scnet50_8xb64-210e_coco-256x192.py',
+         "default_scope 'mmpose'; export takes mmdet, mmseg, mmpretrain "
+         'configs'),
+        (str(multi_label), 'cannot export head MultiLabelLinearClsHead: the '
+         "graph computes ClsHead's predict"),
     ):
         res = run_tool(['tools/deployment/export.py', config, '--out', out])
         assert res.returncode != 0 and message in res.stderr, res.stderr[

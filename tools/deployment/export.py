@@ -1,8 +1,8 @@
 """Export a whole detector (Faster R-CNN, Mask R-CNN, Cascade (Mask) R-CNN,
-RetinaNet, FCOS, ATSS) or segmentor (mmseg EncoderDecoder) to ONNX, with
-torch's exporter, and check the graph, run through the runtime, against the
-library's own predict on real images at two input sizes
-(mmscnet.deploy.export_model).
+RetinaNet, FCOS, ATSS), segmentor (mmseg EncoderDecoder) or classifier
+(mmpretrain ImageClassifier) to ONNX, with torch's exporter, and check the
+graph, run through the runtime, against the library's own predict on real
+images at two input sizes (mmscnet.deploy.export_model).
 
     python tools/deployment/export.py \\
         configs/detection/mask-rcnn_scnet50_fpn_1x_coco.py epoch_12.pth \\
@@ -22,7 +22,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('config', help='an mmdet or mmseg config')
+    p.add_argument('config', help='an mmdet, mmseg or mmpretrain config')
     p.add_argument(
         'checkpoint', nargs='?', help='weights (without: random weights)')
     p.add_argument('--out', required=True, help='the .onnx file to write')

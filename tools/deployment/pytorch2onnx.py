@@ -1,21 +1,20 @@
-"""Export the SCNet backbone (four stage outputs) or a whole mmpretrain
-classifier to ONNX (and with --openvino to OpenVINO IR beside it), check each
-runtime against PyTorch at two input sizes, and time them.
+"""Export the bare SCNet backbone (four stage outputs) to ONNX (and with
+--openvino to OpenVINO IR beside it), check each runtime against PyTorch at
+two input sizes, and time them: the graph for a network of your own built
+on SCNet's stage maps.
 
     python tools/deployment/pytorch2onnx.py --type mmscnet.SCNet --depth 50
     --out scnet50.onnx
     python tools/deployment/pytorch2onnx.py --type mmscnet.SCNet --checkpoint
     scnet50-dc6a7e87.pth --out scnet50.onnx
-    python tools/deployment/pytorch2onnx.py --config
-    configs/classification/scnet50_8xb32_in1k.py \
-        --checkpoint scnet50-dc6a7e87.pth --out scnet50_cls.onnx
     python tools/deployment/pytorch2onnx.py --depth 50 --out scnet50.onnx \
         --openvino   # also scnet50.xml + scnet50.bin (OpenVINO IR, fp32)
 
 The input is the normalised image batch (N, 3, H, W), i.e. after the data
 preprocessor (ImageNet mean/std, RGB); batch size and image size are dynamic
-unless --static. Classifier outputs are logits (no softmax).
-Detectors and segmentors: use mmdeploy (see the README).
+unless --static. Whole models (classifiers, detectors, segmentors, with the
+runtime spec that infer.py and test.py --backend read):
+tools/deployment/export.py.
 """
 import argparse
 import os.path as osp
@@ -24,37 +23,12 @@ import torch
 
 from mmscnet.analysis import benchmark as bm
 from mmscnet.deploy import optimize
-from mmscnet.deploy.graph.onnx import ClassifierLogits, export_onnx
+from mmscnet.deploy.graph.onnx import export_onnx
 from mmscnet.deploy.runtime import open_session
 from mmscnet.deploy.runtime.parity import max_rel_diff
 
 
 def build(args):
-    if args.config:
-        import importlib
-
-        from mmengine.registry import init_default_scope
-
-        from mmscnet.apis.tool_setup import load_config
-        cfg = load_config(args.config)
-        if cfg.default_scope != 'mmpretrain':
-            raise ValueError(
-                f'{args.config}: only mmpretrain classifiers export whole '
-                f'(default_scope {cfg.default_scope!r}); export the backbone '
-                'with --type; whole detectors and segmentors export with '
-                'tools/deployment/export.py')
-        init_default_scope('mmpretrain')
-        cfg.model.backbone.pop('init_cfg', None)
-        model = importlib.import_module('mmpretrain.registry').MODELS.build(
-            cfg.model)
-        if args.checkpoint:
-            from mmengine.runner import load_checkpoint
-
-            from mmscnet.adapters.cls import accept_released_classifier
-            accept_released_classifier(model)
-            load_checkpoint(
-                model, args.checkpoint, map_location='cpu', strict=True)
-        return ClassifierLogits(model).eval()
     from mmscnet.registry import MODELS
     model = MODELS.build(dict(type=args.type, depth=args.depth))
     if args.checkpoint:
@@ -80,7 +54,8 @@ def main(argv=None):
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
         '--config',
-        help='an mmpretrain classifier config (default: the bare backbone)')
+        help='no longer here: whole models (an mmpretrain classifier too) '
+        'export with tools/deployment/export.py CONFIG [CHECKPOINT]')
     p.add_argument(
         '--type',
         default='mmscnet.SCNet',
@@ -114,6 +89,11 @@ def main(argv=None):
         '--threads', type=int, help='threads of every runtime (default: all)')
     p.add_argument('--overwrite', action='store_true')
     args = p.parse_args(argv)
+    if args.config:
+        p.error(f'--config {args.config}: whole models export with '
+                'tools/deployment/export.py CONFIG [CHECKPOINT] --out F.onnx '
+                '(with the runtime spec that tools/infer.py and tools/test.py '
+                '--backend read); this tool exports the bare backbone')
     if not args.out.endswith('.onnx'):
         p.error(f'--out must end in .onnx, got {args.out!r}')
     outs = [args.out]

@@ -1,24 +1,10 @@
 """The one exporter: a module to ONNX with torch's exporter (``dynamo=True``),
-its sizes free. Whole detectors and segmentors (:mod:`.detector`,
-:mod:`.segmentor`; ``tools/deployment/export.py``), the backbone and
-mmpretrain classifiers (``tools/deployment/pytorch2onnx.py``,
-``benchmark.py``'s ONNX row). OpenVINO IR (:mod:`.openvino`) starts from
-the same file."""
+its sizes free. Whole detectors, segmentors and classifiers (:mod:`.detector`,
+:mod:`.single_stage`, :mod:`.segmentor`, :mod:`.classifier`;
+``tools/deployment/export.py``) and the bare backbone
+(``tools/deployment/pytorch2onnx.py``, ``benchmark.py``'s ONNX row).
+OpenVINO IR (:mod:`.openvino`) starts from the same file."""
 import torch
-import torch.nn as nn
-
-
-class ClassifierLogits(nn.Module):
-    """An mmpretrain classifier as ``normalised images -> class logits``
-    (``mode='tensor'``: backbone, neck and head, no softmax), for export."""
-
-    def __init__(self, classifier):
-        super().__init__()
-        self.classifier = classifier
-
-    def forward(self, x):
-        out = self.classifier(x, mode='tensor')
-        return out[-1] if isinstance(out, (tuple, list)) else out
 
 
 def image_dims(min_size=32, max_batch=1024, max_size=4096):
@@ -33,7 +19,7 @@ def image_dims(min_size=32, max_batch=1024, max_size=4096):
 
 
 def export_onnx(module, path, example, dynamic=True, output_names=None):
-    """The backbone (four stage maps) or a classifier (logits): ``module``
+    """The backbone (four stage maps) or another one-input module: ``module``
     with one image input ``example`` through :func:`export_graph`; with
     ``dynamic`` the batch size and image size are free (32 to 4096 pixels
     a side). Returns the output names."""

@@ -9,11 +9,12 @@ Runtime or OpenVINO alone.
 - :mod:`.parity`: the one parity metric, the runtime against the library.
 
 What the graph itself computes is in :mod:`mmscnet.deploy.graph`."""
-from .model import ExportedModel, as_bgr, detections, preprocess, segmentation
+from .model import (ExportedModel, as_bgr, classification, detections,
+                    preprocess, segmentation)
 from .session import BACKENDS, open_session
 from .spec import read_spec, spec_path
 
 __all__ = [
-    'ExportedModel', 'as_bgr', 'detections', 'preprocess', 'segmentation',
-    'BACKENDS', 'open_session', 'read_spec', 'spec_path'
+    'ExportedModel', 'as_bgr', 'classification', 'detections', 'preprocess',
+    'segmentation', 'BACKENDS', 'open_session', 'read_spec', 'spec_path'
 ]

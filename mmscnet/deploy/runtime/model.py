@@ -1,5 +1,6 @@
-"""An exported detector or segmentor run without PyTorch: image files in,
-the predictions mmdet's and mmseg's inferencers give out.
+"""An exported detector, segmentor or classifier run without PyTorch: image
+files in, the predictions mmdet's, mmseg's and mmpretrain's inferencers give
+out.
 
 ``tools/deployment/export.py`` writes the graph (``model.onnx``, optionally
 OpenVINO IR ``model.xml``) and beside it ``model.json``: the task, the class
@@ -9,13 +10,15 @@ preprocessor do before the network and what mmdet's and mmseg's heads do
 after it, in numpy and cv2:
 
 - resize as ``Resize`` does (mmcv's ``imrescale``/``imresize``: cv2
-  bilinear, the size rounded as mmcv rounds it), BGR to RGB, normalise, pad
-  to the size divisor;
+  bilinear, the size rounded as mmcv rounds it) or mmpretrain's
+  ``ResizeEdge`` (cv2 or Pillow), crop as ``CenterCrop``, BGR to RGB, normalise, pad to the
+  size divisor;
 - detections: boxes divided by the scale factor, masks pasted into the
   original image as mmdet pastes them on the CPU (bilinear sampling of the
   28x28 mask over its box, one pixel of margin, threshold);
 - segmentation: the logits cropped to the image, resized to the original
-  size as ``torch.nn.functional.interpolate`` does, and the argmax.
+  size as ``torch.nn.functional.interpolate`` does, and the argmax;
+- classification: the graph's softmax scores and their arg-max.
 """
 
 import numpy as np
@@ -74,6 +77,36 @@ def rescale_size(w, h, scale):
     return int(w * factor + 0.5), int(h * factor + 0.5)
 
 
+def edge_size(w, h, scale, edge):
+    """mmpretrain's ``ResizeEdge``: the (w, h) with the ``edge`` side
+    ('short', 'long', 'width' or 'height') at ``scale``."""
+    if ((edge == 'short' and w < h) or (edge == 'long' and w > h)
+            or edge == 'width'):
+        return scale, int(scale * h / w)
+    return int(scale * w / h), scale
+
+
+def center_crop(img, size):
+    """mmcv's ``CenterCrop`` (no padding): the centre ``size`` (w, h), or
+    the whole side where the image is smaller, offsets rounded as Python
+    rounds them."""
+    h, w = img.shape[:2]
+    cw, ch = min(size[0], w), min(size[1], h)
+    y = max(0, int(round((h - ch) / 2.)))
+    x = max(0, int(round((w - cw) / 2.)))
+    return img[y:y + ch, x:x + cw]
+
+
+def resize(img, size, backend='cv2'):
+    """mmcv's ``imresize`` to ``size`` (w, h), bilinear, with cv2 or, as
+    some mmpretrain pipelines ask, Pillow."""
+    if backend == 'pillow':
+        from PIL import Image
+        return np.array(Image.fromarray(img).resize(size, Image.BILINEAR))
+    import cv2
+    return cv2.resize(img, size, interpolation=cv2.INTER_LINEAR)
+
+
 def preprocess(images, spec):
     """BGR uint8 images -> (batch (N, 3, H, W) float32, valid shapes (N, 2)
     float32, per-image (ori_shape, scale_factor (w, h)))."""
@@ -87,6 +120,13 @@ def preprocess(images, spec):
                 rescale_size(w, h, pre['scale'])
                 if pre['keep_ratio'] else tuple(pre['scale']))
             img = cv2.resize(img, size, interpolation=cv2.INTER_LINEAR)
+        if pre.get('resize_edge'):
+            edge = pre['resize_edge']
+            size = edge_size(img.shape[1], img.shape[0], edge['scale'],
+                             edge['edge'])
+            img = resize(img, size, edge['backend'])
+        if pre.get('center_crop'):
+            img = center_crop(img, pre['center_crop'])
         nh, nw = img.shape[:2]
         metas.append(((h, w), (nw / w, nh / h)))
         x = img[..., ::-1] if pre['bgr_to_rgb'] else img
@@ -222,13 +262,20 @@ def segmentation(outputs, shapes, metas, spec):
     return results
 
 
+def classification(outputs):
+    """Graph scores (N, C) -> per image dict(scores (C, ), label), as
+    mmpretrain's ``ClsHead`` predicts: the softmax, then its arg-max."""
+    return [dict(scores=s, label=int(s.argmax())) for s in outputs[0]]
+
+
 class ExportedModel:
     """An exported graph and its ``model.json``: ``model(images)`` takes image
     paths or uint8 arrays (BGR, as cv2 and mmcv read them, unless
     ``channel_order='rgb'``; see :func:`as_bgr`) and returns one result dict
-    per image (:func:`detections`, :func:`segmentation`), in the original
-    image's pixels. ``task``: the one the caller expects ('detection' or
-    'segmentation'), checked."""
+    per image (:func:`detections`, :func:`segmentation`,
+    :func:`classification`), in the original image's pixels. ``task``: the
+    one the caller expects ('detection', 'segmentation' or
+    'classification'), checked."""
 
     def __init__(self,
                  graph_path,
@@ -257,5 +304,7 @@ class ExportedModel:
         if self.spec['task'] == 'detection':
             outputs = self.run({'images': batch, 'img_shape': shapes})
             return detections(outputs, metas, self.spec)
+        if self.spec['task'] == 'classification':
+            return classification(self.run({'images': batch}))
         return segmentation(
             self.run({'images': batch}), shapes, metas, self.spec)

@@ -24,7 +24,11 @@ over on either side must be a *near-tie*:
 At least ``min_exact`` (98.5%) of the detections must match exactly, and
 with fewer than 1 / (1 - min_exact) detections (67) all of them must.
 
-Raw outputs (the backbone's stage maps, a classifier's logits):
+Classification: every score within ``score`` (1e-5) of PyTorch's and the
+same top-1 label, except where PyTorch's two labels' scores are within
+twice that of each other (a near-tie, which rounding may turn).
+
+Raw outputs (the backbone's stage maps):
 :func:`max_rel_diff`, ``max |runtime - library| / max |library|``.
 
 Segmentation: the logits (or the binary head's probabilities) within
@@ -42,6 +46,7 @@ DET_BOUNDS = dict(
     tie_iou=0.5,
     min_exact=0.985)
 SEG_BOUNDS = dict(rel=1e-4)
+CLS_BOUNDS = dict(score=1e-5)
 
 
 def box_iou(box, boxes):
@@ -216,8 +221,44 @@ def segmentation_parity(refs, gots, threshold=None, bounds=SEG_BOUNDS):
     return total
 
 
+def classification_parity(refs, gots, bounds=CLS_BOUNDS):
+    """The report of classification results (dicts of scores (C, ) and
+    label): ``score_diff`` (the largest score difference), ``same_label``
+    (images of equal top-1) and ``problems``."""
+    total = dict(images=len(refs), score_diff=0.0, same_label=0, problems=[])
+    if len(refs) != len(gots):
+        total['problems'].append(
+            f'{len(refs)} images in PyTorch, {len(gots)} in the runtime')
+    for k, (ref, got) in enumerate(zip(refs, gots)):
+        r, g = np.asarray(ref['scores']), np.asarray(got['scores'])
+        if r.shape != g.shape:
+            total['problems'].append(
+                f'image {k}: {r.shape[0]} scores in PyTorch, {g.shape[0]} in '
+                'the runtime')
+            continue
+        diff = float(np.abs(g - r).max())
+        total['score_diff'] = max(total['score_diff'], diff)
+        if diff > bounds['score']:
+            total['problems'].append(
+                f'image {k}: scores differ by {diff:.2e}, more than '
+                f'{bounds["score"]:.0e}')
+        a, b = int(ref['label']), int(got['label'])
+        if a == b:
+            total['same_label'] += 1
+        elif abs(float(r[a]) - float(r[b])) > 2 * bounds['score']:
+            total['problems'].append(
+                f'image {k}: top-1 label {b} in the runtime, {a} in PyTorch, '
+                f'whose scores of the two ({r[a]:.6f}, {r[b]:.6f}) are not '
+                'a near-tie')
+    return total
+
+
 def summary(report):
     """One line of a parity report."""
+    if 'same_label' in report:
+        return (f'{report["images"]} images: scores within '
+                f'{report["score_diff"]:.2e}, top-1 equal in '
+                f'{report["same_label"]}')
     if 'agree' in report:
         return (f'{report["images"]} images: logits within '
                 f'{report["rel"]:.2e} of the largest, labels '

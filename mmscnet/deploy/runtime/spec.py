@@ -6,13 +6,15 @@ nothing but the standard library.
 Keys (``FORMAT`` names this layout; a file of another format is refused):
 
 - ``format``: ``FORMAT``.
-- ``task``: ``'detection'`` or ``'segmentation'``.
+- ``task``: ``'detection'``, ``'segmentation'`` or ``'classification'``.
 - ``config``, ``checkpoint``: what was exported (informational).
 - ``classes``, ``palette``: the dataset's class names and colours.
 - ``preprocess``: what the test pipeline and the data preprocessor do to an
   image before the network: ``scale`` ([w, h] limits or None),
   ``keep_ratio``, ``mean``, ``std``, ``bgr_to_rgb``, ``pad_size_divisor``,
-  ``pad_value`` and ``min_size`` (the graph's smallest side).
+  ``pad_value`` and ``min_size`` (the graph's smallest side); where the
+  pipeline has them, ``resize_edge`` (mmpretrain's ``ResizeEdge``: ``scale``,
+  ``edge`` and ``backend``) and ``center_crop`` ([w, h]).
 - ``baked``: what the graph and the runtime fixed from the config, by its
   key in the config: ``model.test_cfg`` (``score_thr``, the NMS IoU,
   ``max_per_img``, ``nms_pre``...) and, for a segmentor,
@@ -24,7 +26,7 @@ import json
 import os.path as osp
 
 FORMAT = 'mmscnet-deploy/1'
-TASKS = ('detection', 'segmentation')
+TASKS = ('detection', 'segmentation', 'classification')
 
 
 def spec_path(graph_path):

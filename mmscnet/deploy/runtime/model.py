@@ -11,8 +11,8 @@ after it, in numpy and cv2:
 
 - resize as ``Resize`` does (mmcv's ``imrescale``/``imresize``: cv2
   bilinear, the size rounded as mmcv rounds it) or mmpretrain's
-  ``ResizeEdge`` (cv2 or Pillow), crop as ``CenterCrop``, BGR to RGB, normalise, pad to the
-  size divisor;
+  ``ResizeEdge`` (cv2 or Pillow), crop as ``CenterCrop``, BGR to RGB,
+  normalise, pad to the size divisor;
 - detections: boxes divided by the scale factor, masks pasted into the
   original image as mmdet pastes them on the CPU (bilinear sampling of the
   28x28 mask over its box, one pixel of margin, threshold);

@@ -29,7 +29,11 @@ pip install -q --no-compile "torch==$TORCH" "$numpy" 'mmengine==0.10.7' pytest
 # The backbone uses mmcv.cnn only: mmcv-lite 2.1.0 (mmcv without its compiled
 # ops, a wheel on PyPI) replaces compiling mmcv 2.1.0 for this torch (25 minutes).
 pip install -q --no-compile mmcv-lite==2.1.0
-pip install -q --no-compile --no-deps --no-build-isolation -e .
+# The checkout on the environment's path, as an editable install puts it,
+# without writing build metadata into the checkout: .ci/run runs this job
+# while the main suite, which builds a wheel from the same tree, runs.
+site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+echo "$PWD" > "$site/mmscnet-checkout.pth"
 "$VENV/bin/python" -c "import torch, numpy, mmcv, mmengine; print('[compat] torch', torch.__version__, 'numpy', numpy.__version__, 'mmcv', mmcv.__version__, 'mmengine', mmengine.__version__)"
 status=0
 "$VENV/bin/python" -m pytest -q -m 'not downstream' "${TESTS[@]}" || status=$?
